@@ -1,0 +1,31 @@
+# Two entry points, each installing what it needs into .venv on first use:
+#   make demo   the ranking demo and benchmark (the main job until experiments land)
+#   make test   the test suite (what CI runs)
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+
+$(BIN)/activate:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.installed-test: setup.cfg pyproject.toml | $(BIN)/activate
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+# torchsort compiles against the installed torch, so it is built without isolation;
+# nvcc is kept off PATH so that it builds its CPU extension only.
+$(VENV)/.installed-bench: setup.cfg pyproject.toml | $(BIN)/activate
+	$(BIN)/pip install -q -e '.[test,bench]'
+	PATH="$(abspath $(BIN)):/usr/bin:/bin" $(BIN)/pip install -q --no-build-isolation torchsort || echo "torchsort could not be built; the benchmark runs without it."
+	touch $@
+
+.PHONY: demo test bench
+demo: $(VENV)/.installed-bench
+	$(BIN)/python -m benchmarks.ranking --quick --out results/ranking_benchmark
+
+bench: $(VENV)/.installed-bench
+	$(BIN)/python -m benchmarks.ranking --out results/ranking_benchmark
+
+test: $(VENV)/.installed-test
+	$(BIN)/python -m pytest -q -n 2 tests
