@@ -20,6 +20,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from shuffle_learn.ranking import _checks
+from shuffle_learn.ranking import _sorting
 
 
 # ---------------------------------------------------------------------------
@@ -37,7 +38,11 @@ from shuffle_learn.ranking import _checks
 
 
 def _block_value_gap(left, right, kl: bool):
-  """(a_L - a_R) - (b_L - b_R) in per-element units; < 0 means a violation."""
+  """v_L - v_R from block statistics; <= 0 means the blocks are pooled.
+
+  Equal values are pooled too: it leaves the solution unchanged and puts equal
+  inputs in one block.
+  """
   if kl:
     return (left[0] - right[0]) - (left[1] - right[1])
   return (left[0] / left[2] - right[0] / right[2]) - (left[1] / left[2] - right[1] / right[2])
@@ -64,7 +69,7 @@ def _pav_vector(s: jax.Array, w: jax.Array, kl: bool):
 
   def must_pool(stack, top):
     pair = top_pair(stack, top)
-    return (top >= 2) & (_block_value_gap(pair[0], pair[1], kl) < 0)
+    return (top >= 2) & (_block_value_gap(pair[0], pair[1], kl) <= 0)
 
   def cond(state):
     i, top, stack = state
@@ -73,7 +78,7 @@ def _pav_vector(s: jax.Array, w: jax.Array, kl: bool):
   def body(state):
     i, top, stack = state
     pair = top_pair(stack, top)
-    pool = (top >= 2) & (_block_value_gap(pair[0], pair[1], kl) < 0)
+    pool = (top >= 2) & (_block_value_gap(pair[0], pair[1], kl) <= 0)
     pushed = lax.dynamic_slice(elements, (jnp.minimum(i, n - 1), 0), (1, 3))[0]
     row = jnp.where(pool, _merge_blocks(pair[0], pair[1], kl), pushed)
     stack = lax.dynamic_update_slice(stack, row[None], (jnp.where(pool, top - 2, top), 0))
@@ -241,46 +246,62 @@ def isotonic_regression(
 # ---------------------------------------------------------------------------
 
 
+def _tie_mean(x: jax.Array, sorted_values: jax.Array) -> jax.Array:
+  """Mean of x over each run of equal sorted_values, broadcast back."""
+  group = jnp.cumsum(jnp.concatenate([jnp.zeros(1, jnp.int32), (sorted_values[1:] != sorted_values[:-1]).astype(jnp.int32)]))
+  n = x.shape[0]
+  total = jax.ops.segment_sum(x, group, n, indices_are_sorted=True)
+  count = jax.ops.segment_sum(jnp.ones_like(x), group, n, indices_are_sorted=True)
+  return (total / count)[group]
+
+
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
-def _project_sorted(s, w, kl):
-  return _project_sorted_fwd(s, w, kl)[0]
-
-
-def _project_sorted_fwd(s, w, kl):
-  """Projection for s sorted in decreasing order and w sorted in decreasing order.
-
-  mu = s - v(s, w), written per block as s - mean_B(s) + mean_B(w) (L2) or
-  s - lse_B(s) + lse_B(w) (KL) so that singleton blocks return w exactly.
-  """
-  block_id, stack = _pav_blocks(s, w, kl)
-  stats = stack[block_id]
-  if kl:
-    mu = s - stats[:, 0] + stats[:, 1]
-  else:
-    mu = s - stats[:, 0] / stats[:, 2] + stats[:, 1] / stats[:, 2]
-  return mu, (s, w, block_id, stats)
-
-
-def _project_sorted_bwd(kl, residuals, g):
-  s, w, block_id, stats = residuals
-  total = _block_sum(g, block_id)
-  if kl:
-    return g - _block_softmax(s, stats[:, 0]) * total, _block_softmax(w, stats[:, 1]) * total
-  mean = total / stats[:, 2]
-  return g - mean, mean
-
-
-_project_sorted.defvjp(_project_sorted_fwd, _project_sorted_bwd)
-
-
 def project_vector(z: jax.Array, w: jax.Array, kl: bool) -> jax.Array:
   """Projection of one vector z onto the permutahedron of w; see the public op."""
+  return _project_fwd(z, w, kl)[0]
+
+
+def _project_fwd(z, w, kl):
+  """mu = z - v(sorted z, sorted w), with v the decreasing isotonic regression.
+
+  Per block B of v this is z - mean_B(s) + mean_B(w) (L2) or z - lse_B(s) +
+  lse_B(w) (KL), so singleton blocks return w exactly. Equal entries of z fall in
+  one block and get equal values, so each element reads its block at the first
+  sorted position of its value, and no permutation is formed.
+  """
+  s, z_place, _ = _sorting.sort_descending(z)
+  w_sorted, w_place, _ = _sorting.sort_descending(w)
+  block_id, stack = _pav_blocks(s, w_sorted, kl)
+  z_block = block_id[z_place]
+  stats = stack[z_block]  # (n, 3): the statistics of each element's block.
+  if kl:
+    mu = z - stats[:, 0] + stats[:, 1]
+  else:
+    mu = z - stats[:, 0] / stats[:, 2] + stats[:, 1] / stats[:, 2]
+  return mu, (z, w_sorted, w_place, block_id, z_block, stack)
+
+
+def _project_bwd(kl, residuals, g):
+  """Exact VJP through the blocks (Blondel et al. 2020, Section 5).
+
+  L2: d mu / dz = I - block averaging, d mu / dw = block averaging (sorted w).
+  KL: the averaging weights are the block softmaxes of z and of w. Gradients for
+  tied entries of w are shared equally between them.
+  """
+  z, w_sorted, w_place, block_id, z_block, stack = residuals
   n = z.shape[0]
-  # One sort gives the decreasing order of z and the permutation.
-  neg_sorted, order = lax.sort((-z, jnp.arange(n)), num_keys=1)
-  w_sorted = -lax.sort(-w)
-  mu_sorted = _project_sorted(-neg_sorted, w_sorted, kl)
-  return jnp.zeros_like(mu_sorted).at[order].set(mu_sorted, unique_indices=True)
+  block_total = jax.ops.segment_sum(g, z_block, n)  # (n,) indexed by block.
+  if kl:
+    grad_z = g - jnp.exp(z - stack[z_block, 0]) * block_total[z_block]
+    grad_w_sorted = jnp.exp(w_sorted - stack[block_id, 1]) * block_total[block_id]
+  else:
+    block_mean = block_total / jnp.where(stack[:, 2] > 0, stack[:, 2], 1)
+    grad_z = g - block_mean[z_block]
+    grad_w_sorted = block_mean[block_id]
+  return grad_z, _tie_mean(grad_w_sorted, w_sorted)[w_place]
+
+
+project_vector.defvjp(_project_fwd, _project_bwd)
 
 
 def projection_permutahedron(

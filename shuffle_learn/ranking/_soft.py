@@ -15,6 +15,7 @@ from jax import lax
 
 from shuffle_learn.ranking import _checks
 from shuffle_learn.ranking import _pav
+from shuffle_learn.ranking import _sorting
 
 
 def _check(regularization, regularization_strength, direction):
@@ -135,9 +136,10 @@ def hard_rank(
 ) -> jax.Array:
   """1-based ranks along an axis (not differentiable).
 
-  Ties are broken by position (the earlier element gets the lower rank when
-  ascending), so every vector's ranks are a permutation of 1..n. This is the
-  vertex of the permutahedron that maximises ``<y, values>`` (ascending).
+  Tied values share the average of their ranks (as `scipy.stats.rankdata`'s
+  default), so the ranks always sum to n(n+1)/2: without ties they are the
+  vertex of the permutahedron that maximises ``<y, values>`` (ascending), with
+  ties the barycentre of the maximising face.
 
   Args:
     values: any shape.
@@ -149,16 +151,16 @@ def hard_rank(
     vector containing NaN gives NaN in that vector only.
 
   Example:
-    >>> hard_rank(jnp.array([3.0, 1.0, 2.0]))
-    Array([3., 1., 2.], dtype=float32)
+    >>> hard_rank(jnp.array([3.0, 1.0, 2.0, 1.0]))
+    Array([4. , 1.5, 3. , 1.5], dtype=float32)
   """
   _checks.check_choice("direction", direction, _checks.DIRECTIONS)
 
   def one(x):
     n = x.shape[0]
-    key = x if direction == "ascending" else -x
-    _, order = lax.sort((key, jnp.arange(n)), num_keys=1)
-    ranks = jnp.zeros(n, x.dtype).at[order].set(jnp.arange(1, n + 1, dtype=x.dtype), unique_indices=True)
+    _, first, last = _sorting.sort_descending(x)
+    descending = (first + last + 1).astype(x.dtype) / 2  # Mean of first+1 .. last.
+    ranks = descending if direction == "descending" else (n + 1) - descending
     return jnp.where(jnp.any(jnp.isnan(x)), jnp.nan, ranks)
 
   return lax.stop_gradient(_checks.along_axis(one, axis, values))
