@@ -70,5 +70,7 @@ def partial_ranks_accuracy(
     One accuracy in [0, 1] per vector: ``scores.shape`` without ``axis``.
   """
   scores, target_ranks, axis = _moved(scores, target_ranks, axis)
-  ranks = _soft.hard_rank(scores, axis=axis)
-  return jnp.mean((ranks == target_ranks.astype(ranks.dtype)).astype(jnp.float32), axis=axis)
+  # Ranks are compared in float32 at least: bfloat16 cannot tell 256 from 257.
+  dtype = _checks.compute_dtype(scores.dtype)
+  ranks = _soft.hard_rank(scores.astype(dtype), axis=axis)
+  return jnp.mean((ranks == target_ranks.astype(dtype)).astype(jnp.float32), axis=axis)

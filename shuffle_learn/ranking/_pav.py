@@ -63,9 +63,10 @@ def _pav_vector(s: jax.Array, w: jax.Array, kl: bool):
   """
   n = s.shape[0]
   elements = jnp.stack([s, w, jnp.ones_like(s)], axis=1)  # (n, 3)
+  zero = jnp.zeros((), jnp.int32)
 
   def top_pair(stack, top):
-    return lax.dynamic_slice(stack, (jnp.maximum(top - 2, 0), 0), (2, 3))
+    return lax.dynamic_slice(stack, (jnp.maximum(top - 2, 0), zero), (2, 3))
 
   def must_pool(stack, top):
     pair = top_pair(stack, top)
@@ -79,13 +80,14 @@ def _pav_vector(s: jax.Array, w: jax.Array, kl: bool):
     i, top, stack = state
     pair = top_pair(stack, top)
     pool = (top >= 2) & (_block_value_gap(pair[0], pair[1], kl) <= 0)
-    pushed = lax.dynamic_slice(elements, (jnp.minimum(i, n - 1), 0), (1, 3))[0]
+    pushed = lax.dynamic_slice(elements, (jnp.minimum(i, n - 1), zero), (1, 3))[0]
     row = jnp.where(pool, _merge_blocks(pair[0], pair[1], kl), pushed)
-    stack = lax.dynamic_update_slice(stack, row[None], (jnp.where(pool, top - 2, top), 0))
+    stack = lax.dynamic_update_slice(stack, row[None], (jnp.where(pool, top - 2, top), zero))
     return jnp.where(pool, i, i + 1), jnp.where(pool, top - 1, top + 1), stack
 
-  zero = jnp.zeros((), jnp.int32)
-  _, top, stack = lax.while_loop(cond, body, (zero, zero, jnp.zeros((n, 3), s.dtype)))
+  # One spare row so that the top pair can be read when n = 1.
+  _, top, stack = lax.while_loop(cond, body, (zero, zero, jnp.zeros((n + 1, 3), s.dtype)))
+  stack = stack[:n]
   counts = jnp.where(jnp.arange(n) < top, stack[:, 2], 0).astype(jnp.int32)
   block_id = jnp.repeat(jnp.arange(n, dtype=jnp.int32), counts, total_repeat_length=n)
   return block_id, stack
@@ -246,15 +248,6 @@ def isotonic_regression(
 # ---------------------------------------------------------------------------
 
 
-def _tie_mean(x: jax.Array, sorted_values: jax.Array) -> jax.Array:
-  """Mean of x over each run of equal sorted_values, broadcast back."""
-  group = jnp.cumsum(jnp.concatenate([jnp.zeros(1, jnp.int32), (sorted_values[1:] != sorted_values[:-1]).astype(jnp.int32)]))
-  n = x.shape[0]
-  total = jax.ops.segment_sum(x, group, n, indices_are_sorted=True)
-  count = jax.ops.segment_sum(jnp.ones_like(x), group, n, indices_are_sorted=True)
-  return (total / count)[group]
-
-
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
 def project_vector(z: jax.Array, w: jax.Array, kl: bool) -> jax.Array:
   """Projection of one vector z onto the permutahedron of w; see the public op."""
@@ -265,20 +258,28 @@ def _project_fwd(z, w, kl):
   """mu = z - v(sorted z, sorted w), with v the decreasing isotonic regression.
 
   Per block B of v this is z - mean_B(s) + mean_B(w) (L2) or z - lse_B(s) +
-  lse_B(w) (KL), so singleton blocks return w exactly. Equal entries of z fall in
-  one block and get equal values, so each element reads its block at the first
-  sorted position of its value, and no permutation is formed.
+  lse_B(w) (KL). The s-part is computed relative to the block's largest value
+  m_B (its first element), as (z - m_B) - mean_B(s - m_B) or (z - m_B) -
+  log sum_B exp(s - m_B): exact for ties and singletons even when |z| is so
+  large that m_B + log |B| rounds to m_B.
   """
-  s, z_place, _ = _sorting.sort_descending(z)
-  w_sorted, w_place, _ = _sorting.sort_descending(w)
+  n = z.shape[0]
+  s, z_place = _sorting.sort_descending(z)
+  w_sorted, w_place = _sorting.sort_descending(w)
   block_id, stack = _pav_blocks(s, w_sorted, kl)
-  z_block = block_id[z_place]
-  stats = stack[z_block]  # (n, 3): the statistics of each element's block.
+  block_first = jax.ops.segment_min(jnp.arange(n), block_id, n, indices_are_sorted=True)
+  centered = s - s[block_first[block_id]]  # (n,) sorted, <= 0.
   if kl:
-    mu = z - stats[:, 0] + stats[:, 1]
+    s_part = jnp.log(jax.ops.segment_sum(jnp.exp(centered), block_id, n, indices_are_sorted=True))
+    w_part = stack[:, 1]
   else:
-    mu = z - stats[:, 0] / stats[:, 2] + stats[:, 1] / stats[:, 2]
-  return mu, (z, w_sorted, w_place, block_id, z_block, stack)
+    count = jnp.maximum(stack[:, 2], 1)
+    s_part = jax.ops.segment_sum(centered, block_id, n, indices_are_sorted=True) / count
+    w_part = stack[:, 1] / count
+  z_block = block_id[z_place]
+  z_centered = centered[z_place]
+  mu = z_centered - s_part[z_block] + w_part[z_block]
+  return mu, (z_centered, w_sorted, w_place, block_id, z_block, s_part, stack)
 
 
 def _project_bwd(kl, residuals, g):
@@ -288,17 +289,17 @@ def _project_bwd(kl, residuals, g):
   KL: the averaging weights are the block softmaxes of z and of w. Gradients for
   tied entries of w are shared equally between them.
   """
-  z, w_sorted, w_place, block_id, z_block, stack = residuals
-  n = z.shape[0]
+  z_centered, w_sorted, w_place, block_id, z_block, s_part, stack = residuals
+  n = z_centered.shape[0]
   block_total = jax.ops.segment_sum(g, z_block, n)  # (n,) indexed by block.
   if kl:
-    grad_z = g - jnp.exp(z - stack[z_block, 0]) * block_total[z_block]
+    grad_z = g - jnp.exp(z_centered - s_part[z_block]) * block_total[z_block]
     grad_w_sorted = jnp.exp(w_sorted - stack[block_id, 1]) * block_total[block_id]
   else:
-    block_mean = block_total / jnp.where(stack[:, 2] > 0, stack[:, 2], 1)
+    block_mean = block_total / jnp.maximum(stack[:, 2], 1)
     grad_z = g - block_mean[z_block]
     grad_w_sorted = block_mean[block_id]
-  return grad_z, _tie_mean(grad_w_sorted, w_sorted)[w_place]
+  return grad_z, _sorting.tie_mean(grad_w_sorted, w_sorted)[w_place]
 
 
 project_vector.defvjp(_project_fwd, _project_bwd)

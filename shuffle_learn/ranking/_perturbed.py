@@ -14,8 +14,6 @@ References:
 
 from __future__ import annotations
 
-import functools
-
 import jax
 import jax.numpy as jnp
 
@@ -47,21 +45,23 @@ def _perturbed(key, values, axis, num_samples, sigma, noise):
   return theta, z, grad_nu, axis
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
+# sigma is an argument (not a nondiff_argnum) so that it may be traced; it gets
+# no gradient.
+@jax.custom_vjp
 def _perturbed_ranks(theta, z, grad_nu, sigma):
   return _perturbed_ranks_fwd(theta, z, grad_nu, sigma)[0]
 
 
 def _perturbed_ranks_fwd(theta, z, grad_nu, sigma):
   ranks = _soft.hard_rank(theta + sigma * z)  # (num_samples, ..., n)
-  return jnp.mean(ranks, axis=0), (ranks, grad_nu)
+  return jnp.mean(ranks, axis=0), (ranks, grad_nu, sigma)
 
 
-def _perturbed_ranks_bwd(sigma, residuals, g):
-  ranks, grad_nu = residuals
+def _perturbed_ranks_bwd(residuals, g):
+  ranks, grad_nu, sigma = residuals
   # J^T g = E[<y*(theta + sigma Z), g> grad nu(Z)] / sigma (Prop. 3.1).
   weights = jnp.sum(ranks * g, axis=-1, keepdims=True)
-  return jnp.mean(weights * grad_nu, axis=0) / sigma, None, None
+  return jnp.mean(weights * grad_nu, axis=0) / sigma, None, None, None
 
 
 _perturbed_ranks.defvjp(_perturbed_ranks_fwd, _perturbed_ranks_bwd)
@@ -110,7 +110,7 @@ def perturbed_ranks(
   return jnp.moveaxis(out, -1, axis).astype(_checks.output_dtype(jnp.asarray(values).dtype))
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
+@jax.custom_vjp
 def _fenchel_young(theta, target, z, sigma):
   return _fenchel_young_fwd(theta, target, z, sigma)[0]
 
@@ -124,10 +124,10 @@ def _fenchel_young_fwd(theta, target, z, sigma):
   return loss, (jnp.mean(ranks, axis=0), theta, target)
 
 
-def _fenchel_young_bwd(sigma, residuals, g):
+def _fenchel_young_bwd(residuals, g):
   expected_ranks, theta, target = residuals
   g = g[..., None]
-  return g * (expected_ranks - target), -g * theta, None
+  return g * (expected_ranks - target), -g * theta, None, None
 
 
 _fenchel_young.defvjp(_fenchel_young_fwd, _fenchel_young_bwd)

@@ -158,8 +158,10 @@ def hard_rank(
 
   def one(x):
     n = x.shape[0]
-    _, first, last = _sorting.sort_descending(x)
-    descending = (first + last + 1).astype(x.dtype) / 2  # Mean of first+1 .. last.
+    s, place = _sorting.sort_descending(x)
+    # Tied values share the mean of their 1-based positions in the sorted vector.
+    positions = jnp.arange(1, n + 1, dtype=x.dtype)
+    descending = _sorting.tie_mean(positions, s)[place]
     ranks = descending if direction == "descending" else (n + 1) - descending
     return jnp.where(jnp.any(jnp.isnan(x)), jnp.nan, ranks)
 
