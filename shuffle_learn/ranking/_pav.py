@@ -44,7 +44,11 @@ def _block_value_gap(left, right, kl: bool):
   inputs in one block.
   """
   if kl:
-    return (left[0] - right[0]) - (left[1] - right[1])
+    # Dividing by the (positive) size keeps the sign and makes the comparison
+    # costly enough that XLA reads the top blocks once instead of fusing the
+    # read into every consumer, which made it copy the stack at every step
+    # (measured: 90 ms instead of 1 ms for n = 10000).
+    return ((left[0] - right[0]) - (left[1] - right[1])) / (left[2] + right[2])
   return (left[0] / left[2] - right[0] / right[2]) - (left[1] / left[2] - right[1] / right[2])
 
 
