@@ -16,11 +16,17 @@ from shuffle_learn.ranking import _soft
 
 
 def _moved(scores, target_ranks, axis):
+  """Checks the arguments; returns them in the compute dtype, and the output dtype.
+
+  Losses are computed in float32 at least: bfloat16 cannot hold ranks above 256.
+  """
   scores = jnp.asarray(scores)
   target_ranks = jnp.asarray(target_ranks)
   if target_ranks.shape != scores.shape:
     raise ValueError(f"target_ranks must have the shape of scores {scores.shape}, got {target_ranks.shape}.")
-  return scores, target_ranks, _checks.check_axis(axis, scores.ndim)
+  axis = _checks.check_axis(axis, scores.ndim)
+  dtype = _checks.compute_dtype(scores.dtype)
+  return scores.astype(dtype), target_ranks.astype(dtype), axis, _checks.output_dtype(scores.dtype)
 
 
 def soft_rank_loss(
@@ -43,10 +49,10 @@ def soft_rank_loss(
   Returns:
     One loss per vector: ``scores.shape`` without ``axis``.
   """
-  scores, target_ranks, axis = _moved(scores, target_ranks, axis)
+  scores, target_ranks, axis, dtype = _moved(scores, target_ranks, axis)
   ranks = _soft.soft_rank(
       scores, regularization_strength=regularization_strength, regularization=regularization, axis=axis)
-  return 0.5 * jnp.sum(jnp.square(ranks - target_ranks.astype(ranks.dtype)), axis=axis)
+  return (0.5 * jnp.sum(jnp.square(ranks - target_ranks), axis=axis)).astype(dtype)
 
 
 def rank_mse_loss(scores: jax.typing.ArrayLike, target_ranks: jax.typing.ArrayLike, *, axis: int = -1) -> jax.Array:
@@ -55,8 +61,8 @@ def rank_mse_loss(scores: jax.typing.ArrayLike, target_ranks: jax.typing.ArrayLi
   Returns:
     One loss per vector: ``scores.shape`` without ``axis``.
   """
-  scores, target_ranks, axis = _moved(scores, target_ranks, axis)
-  return 0.5 * jnp.sum(jnp.square(scores - target_ranks.astype(scores.dtype)), axis=axis)
+  scores, target_ranks, axis, dtype = _moved(scores, target_ranks, axis)
+  return (0.5 * jnp.sum(jnp.square(scores - target_ranks), axis=axis)).astype(dtype)
 
 
 def partial_ranks_accuracy(
@@ -67,10 +73,9 @@ def partial_ranks_accuracy(
   position). Chance level for uniform random permutations is 1/n.
 
   Returns:
-    One accuracy in [0, 1] per vector: ``scores.shape`` without ``axis``.
+    One float32 accuracy in [0, 1] per vector: ``scores.shape`` without
+    ``axis``. Ties and NaN scores count as wrong positions.
   """
-  scores, target_ranks, axis = _moved(scores, target_ranks, axis)
-  # Ranks are compared in float32 at least: bfloat16 cannot tell 256 from 257.
-  dtype = _checks.compute_dtype(scores.dtype)
-  ranks = _soft.hard_rank(scores.astype(dtype), axis=axis)
-  return jnp.mean((ranks == target_ranks.astype(dtype)).astype(jnp.float32), axis=axis)
+  scores, target_ranks, axis, _ = _moved(scores, target_ranks, axis)
+  ranks = _soft.hard_rank(scores, axis=axis)
+  return jnp.mean((ranks == target_ranks).astype(jnp.float32), axis=axis)
