@@ -239,9 +239,15 @@ def isotonic_regression(
 
   def one(y, w):
     if increasing:  # Increasing in i is decreasing in the reversed order.
-      out = _isotonic_decreasing(y[::-1], w[::-1], kl)[::-1]
-    else:
+      y, w = y[::-1], w[::-1]
+    if kl:
       out = _isotonic_decreasing(y, w, kl)
+    else:  # Homogeneous: rescaled by a power of two so that block sums cannot overflow.
+      k = jnp.clip(jnp.maximum(_binary_exponent(y), _binary_exponent(w)) - 100, 0, 120)
+      down, up = jnp.ldexp(jnp.ones((), y.dtype), -k), jnp.ldexp(jnp.ones((), y.dtype), k)
+      out = _isotonic_decreasing(y * down, w * down, kl) * up
+    if increasing:
+      y, w, out = y[::-1], w[::-1], out[::-1]
     return _checks.nan_rows_like(out, y, w)
 
   return _checks.along_axis(one, axis, y, w)
@@ -309,6 +315,26 @@ def _project_bwd(kl, residuals, g):
 project_vector.defvjp(_project_fwd, _project_bwd)
 
 
+def _binary_exponent(x) -> jax.Array:
+  """e with max |x| < 2**e (0 for zeros and non-finite values)."""
+  return jnp.frexp(jnp.max(jnp.abs(x)))[1]
+
+
+def project_l2_rescaled(z, z_factor, w, w_factor) -> jax.Array:
+  """L2 projection of z * z_factor onto the permutahedron of w * w_factor.
+
+  The projection is homogeneous: P(z, w) = c P(z / c, w / c). With c a power of
+  two (exact), chosen so that the products stay below 2**100, the block sums
+  cannot overflow even when the values are near the dtype's maximum or when
+  z_factor = 1 / regularization_strength is huge. No effect below 2**100.
+  """
+  exponent = jnp.maximum(_binary_exponent(z) + _binary_exponent(z_factor),
+                         _binary_exponent(w) + _binary_exponent(w_factor))
+  k = jnp.clip(exponent - 100, 0, 120)
+  down, up = jnp.ldexp(jnp.ones((), z.dtype), -k), jnp.ldexp(jnp.ones((), z.dtype), k)
+  return project_vector((z * down) * z_factor, (w * down) * w_factor, False) * up
+
+
 def projection_permutahedron(
     z: jax.typing.ArrayLike,
     w: jax.typing.ArrayLike,
@@ -349,6 +375,7 @@ def projection_permutahedron(
   kl = _checks.check_choice("regularization", regularization, _checks.REGULARIZATIONS) == "kl"
 
   def one(z, w):
-    return _checks.nan_rows_like(project_vector(z, w, kl), z, w)
+    out = project_vector(z, w, True) if kl else project_l2_rescaled(z, 1.0, w, 1.0)
+    return _checks.nan_rows_like(out, z, w)
 
   return _checks.along_axis(one, axis, z, w)

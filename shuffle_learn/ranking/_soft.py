@@ -69,11 +69,15 @@ def soft_rank(
   def one(x):
     n = x.shape[0]
     rho = jnp.arange(n, 0, -1, dtype=x.dtype)
+    if not kl:
+      return _checks.nan_rows_like(_pav.project_l2_rescaled(x, sign / regularization_strength, rho, 1.0), x)
     z = x * (sign / regularization_strength)
-    if kl:
-      out = jnp.exp(_pav.project_vector(z, jnp.log(rho), kl=True))
-    else:
-      out = _pav.project_vector(z, rho, kl=False)
+    # Where x / strength overflows, x is farther than n * strength from every
+    # other value, so its soft rank is its hard rank; the rest are unaffected.
+    overflow = jnp.isinf(z)
+    finite_max = jnp.finfo(x.dtype).max
+    out = jnp.exp(_pav.project_vector(jnp.clip(z, -finite_max, finite_max), jnp.log(rho), kl=True))
+    out = jnp.where(overflow, _hard_rank_vector(x, direction), out)
     return _checks.nan_rows_like(out, x)
 
   return _checks.along_axis(one, axis, values)
@@ -122,7 +126,10 @@ def soft_sort(
       rho = jnp.arange(1, n + 1, dtype=x.dtype)
     else:
       rho = jnp.arange(n, 0, -1, dtype=x.dtype)
-    out = _pav.project_vector(rho / regularization_strength, x, kl)
+    if kl:
+      out = _pav.project_vector(rho / regularization_strength, x, kl)
+    else:
+      out = _pav.project_l2_rescaled(rho, 1.0 / regularization_strength, x, 1.0)
     return _checks.nan_rows_like(out, x)
 
   return _checks.along_axis(one, axis, values)
@@ -157,12 +164,15 @@ def hard_rank(
   _checks.check_choice("direction", direction, _checks.DIRECTIONS)
 
   def one(x):
-    n = x.shape[0]
-    s, place = _sorting.sort_descending(x)
-    # Tied values share the mean of their 1-based positions in the sorted vector.
-    positions = jnp.arange(1, n + 1, dtype=x.dtype)
-    descending = _sorting.tie_mean(positions, s)[place]
-    ranks = descending if direction == "descending" else (n + 1) - descending
-    return jnp.where(jnp.any(jnp.isnan(x)), jnp.nan, ranks)
+    return jnp.where(jnp.any(jnp.isnan(x)), jnp.nan, _hard_rank_vector(x, direction))
 
   return lax.stop_gradient(_checks.along_axis(one, axis, values))
+
+
+def _hard_rank_vector(x: jax.Array, direction: str) -> jax.Array:
+  """Hard ranks of one vector; tied values share the mean of their positions."""
+  n = x.shape[0]
+  s, place = _sorting.sort_descending(x)
+  positions = jnp.arange(1, n + 1, dtype=x.dtype)
+  descending = _sorting.tie_mean(positions, s)[place]
+  return descending if direction == "descending" else (n + 1) - descending
