@@ -161,6 +161,18 @@ def _block_softmax(x: jax.Array, block_lse: jax.Array) -> jax.Array:
   return jnp.exp(x - block_lse)
 
 
+def _binary_exponent(x) -> jax.Array:
+  """e with max |x| < 2**e (0 for zeros and non-finite values)."""
+  return jnp.frexp(jnp.max(jnp.abs(x)))[1]
+
+
+def _rescaling(exponent, dtype) -> tuple[jax.Array, jax.Array]:
+  """(2**-k, 2**k) that bring a value below 2**exponent under 2**100; exact."""
+  k = jnp.clip(exponent - 100, 0, 120)
+  one = jnp.ones((), dtype)
+  return jnp.ldexp(one, -k), jnp.ldexp(one, k)
+
+
 # ---------------------------------------------------------------------------
 # Decreasing isotonic regression with its block-structured VJP.
 # ---------------------------------------------------------------------------
@@ -243,8 +255,7 @@ def isotonic_regression(
     if kl:
       out = _isotonic_decreasing(y, w, kl)
     else:  # Homogeneous: rescaled by a power of two so that block sums cannot overflow.
-      k = jnp.clip(jnp.maximum(_binary_exponent(y), _binary_exponent(w)) - 100, 0, 120)
-      down, up = jnp.ldexp(jnp.ones((), y.dtype), -k), jnp.ldexp(jnp.ones((), y.dtype), k)
+      down, up = _rescaling(jnp.maximum(_binary_exponent(y), _binary_exponent(w)), y.dtype)
       out = _isotonic_decreasing(y * down, w * down, kl) * up
     if increasing:
       y, w, out = y[::-1], w[::-1], out[::-1]
@@ -315,11 +326,6 @@ def _project_bwd(kl, residuals, g):
 project_vector.defvjp(_project_fwd, _project_bwd)
 
 
-def _binary_exponent(x) -> jax.Array:
-  """e with max |x| < 2**e (0 for zeros and non-finite values)."""
-  return jnp.frexp(jnp.max(jnp.abs(x)))[1]
-
-
 def project_l2_rescaled(z, z_factor, w, w_factor) -> jax.Array:
   """L2 projection of z * z_factor onto the permutahedron of w * w_factor.
 
@@ -330,8 +336,7 @@ def project_l2_rescaled(z, z_factor, w, w_factor) -> jax.Array:
   """
   exponent = jnp.maximum(_binary_exponent(z) + _binary_exponent(z_factor),
                          _binary_exponent(w) + _binary_exponent(w_factor))
-  k = jnp.clip(exponent - 100, 0, 120)
-  down, up = jnp.ldexp(jnp.ones((), z.dtype), -k), jnp.ldexp(jnp.ones((), z.dtype), k)
+  down, up = _rescaling(exponent, z.dtype)
   return project_vector((z * down) * z_factor, (w * down) * w_factor, False) * up
 
 
