@@ -1,11 +1,11 @@
 """Tests for `soft_rank`, `soft_sort` and `hard_rank`.
 
-Expected values come from independent references written here, never from the
-library: permutahedron projections by cvxpy (the permutahedron written out as
-its 2^n - 2 subset inequalities) and, for longer vectors and finite
-differences, by Blondel et al. 2020, Prop. 3 with scikit-learn's isotonic
-regression (L2) or a numpy pool-adjacent-violators (KL); hard ranks by
-`scipy.stats.rankdata`. With rho = (n, ..., 1) and strength eps:
+Expected values come from independent references written here or in
+tests/references.py, never from the library: permutahedron projections by
+cvxpy (the permutahedron written out as its 2^n - 2 subset inequalities) and,
+for longer vectors and finite differences, by Blondel et al. 2020, Prop. 3
+with scikit-learn's isotonic regression (L2) or a numpy pool-adjacent-violators
+(KL); hard ranks by `scipy.stats.rankdata`. With rho = (n, ..., 1) and strength eps:
 
   soft_rank  L2: P_Q(+-x / eps, rho)          KL: exp P_E(+-x / eps, log rho)
   soft_sort  L2: P_Q(rho' / eps, x)           KL: P_E(rho' / eps, x)
@@ -18,9 +18,6 @@ Most tests use vectors of length 6 in batches of 6 so that the library's
 compiled pieces are shared between tests.
 """
 
-import zlib
-
-import cvxpy as cp
 import jax
 import jax.numpy as jnp
 import jax.test_util
@@ -28,11 +25,14 @@ import numpy as np
 import pytest
 import scipy.stats
 from scipy.special import logsumexp
-from sklearn.isotonic import IsotonicRegression
 
 from shuffle_learn.ranking import hard_rank
 from shuffle_learn.ranking import soft_rank
 from shuffle_learn.ranking import soft_sort
+from tests.references import along_axis
+from tests.references import finite_difference_vjp
+from tests.references import ref_projection
+from tests.references import solver_projection
 
 REGULARIZATIONS = ("l2", "kl")
 DIRECTIONS = ("ascending", "descending")
@@ -40,83 +40,10 @@ SOFT_OPS = ("soft_rank-l2", "soft_rank-kl", "soft_sort-l2", "soft_sort-kl")
 OPS = SOFT_OPS + ("hard_rank",)
 STRENGTH = 0.5  # Default strength of these tests: values ~ N(0, 1) pool into blocks of a few elements.
 
-_CLARABEL = dict(solver=cp.CLARABEL, tol_gap_abs=1e-9, tol_gap_rel=1e-9, tol_feas=1e-9, tol_ktratio=1e-8)
-
 
 # ---------------------------------------------------------------------------
-# Independent references (float64).
+# Independent references (float64); the shared ones are in tests/references.py.
 # ---------------------------------------------------------------------------
-
-
-def _pav_decreasing(y, w, kl):
-  """argmin over decreasing v of the separable dual, by textbook PAV.
-
-  L2: 1/2 ||v - (y - w)||^2, block value mean(y) - mean(w).
-  KL: <exp(y - v), 1> + <exp(w), v>, block value logsumexp(y) - logsumexp(w).
-  """
-
-  def value(block):
-    if kl:
-      return logsumexp(y[block]) - logsumexp(w[block])
-    return y[block].mean() - w[block].mean()
-
-  blocks = []
-  for i in range(len(y)):
-    blocks.append([i])
-    while len(blocks) > 1 and value(blocks[-2]) < value(blocks[-1]):
-      tail = blocks.pop()
-      blocks[-1].extend(tail)
-  v = np.empty(len(y))
-  for block in blocks:
-    v[block] = value(block)
-  return v
-
-
-def ref_projection(z, w, kl):
-  """Projection onto the permutahedron by Blondel et al. 2020, Prop. 3.
-
-  mu = z - v, v the decreasing isotonic regression of z sorted decreasingly
-  against w sorted decreasingly: scikit-learn for L2, numpy PAV for KL.
-  """
-  z = np.asarray(z, np.float64)
-  w = np.asarray(w, np.float64)
-  order = np.argsort(-z, kind="stable")
-  s = z[order]
-  w_sorted = np.sort(w)[::-1]
-  if kl:
-    v = _pav_decreasing(s, w_sorted, kl=True)
-  else:
-    v = IsotonicRegression(increasing=False).fit_transform(np.arange(len(s), dtype=np.float64), s - w_sorted)
-  out = np.empty_like(s)
-  out[order] = s - v
-  return out
-
-
-def solver_projection(z, w, kl):
-  """Projection onto the permutahedron by a convex solver (small n).
-
-  P(c) = {mu : sum(mu) = sum(c), sum_S mu <= sum of the |S| largest c for every
-  nonempty proper subset S}. L2 projects z onto P(w); KL returns
-  log argmin_{mu in P(exp w)} KL(mu || exp z) with KL(a || b) = sum a log(a / b)
-  - a + b, which on P(exp w) (where sum(mu) is fixed) is sum mu log mu - <z, mu>
-  plus a constant.
-  """
-  z = np.asarray(z, np.float64)
-  w = np.asarray(w, np.float64)
-  n = len(z)
-  c = np.exp(w) if kl else w
-  caps = np.cumsum(np.sort(c)[::-1])
-  subsets = np.array([[(m >> i) & 1 for i in range(n)] for m in range(1, 2**n - 1)], np.float64)
-  mu = cp.Variable(n)
-  constraints = [cp.sum(mu) == caps[-1], subsets @ mu <= caps[subsets.sum(1).astype(int) - 1]]
-  if kl:  # KL(mu || exp z) up to terms constant on P(exp w), where sum(mu) is fixed.
-    objective = -cp.sum(cp.entr(mu)) - z @ mu
-  else:
-    objective = 0.5 * cp.sum_squares(mu - z)
-  problem = cp.Problem(cp.Minimize(objective), constraints)
-  problem.solve(**_CLARABEL)
-  assert problem.status == cp.OPTIMAL
-  return np.log(mu.value) if kl else mu.value
 
 
 def ref_soft_rank(x, strength, kl, direction, projection=ref_projection):
@@ -141,23 +68,6 @@ def ref_hard_rank(x, direction):
   return scipy.stats.rankdata(x if direction == "ascending" else -x, method="average")
 
 
-def along_axis(fn, axis, x):
-  """Applies a reference written for vectors along `axis`."""
-  moved = np.moveaxis(np.asarray(x, np.float64), axis, -1)
-  out = np.stack([fn(row) for row in moved.reshape(-1, moved.shape[-1])]).reshape(moved.shape)
-  return np.moveaxis(out, -1, axis)
-
-
-def finite_difference_vjp(fn, x, cotangent, h=1e-6):
-  """Central differences of <cotangent, fn(x)>."""
-  grad = np.zeros(len(x))
-  for i in range(len(x)):
-    step = np.zeros(len(x))
-    step[i] = h
-    grad[i] = (cotangent @ fn(np.float64(x) + step) - cotangent @ fn(np.float64(x) - step)) / (2 * h)
-  return grad
-
-
 # ---------------------------------------------------------------------------
 # The ops under test and their references, by name.
 # ---------------------------------------------------------------------------
@@ -179,19 +89,6 @@ def ref_op(name, direction="ascending", strength=STRENGTH, projection=ref_projec
   kind, reg = name.split("-")
   fn = ref_soft_rank if kind == "soft_rank" else ref_soft_sort
   return lambda x: fn(x, strength, reg == "kl", direction, projection)
-
-
-@pytest.fixture
-def rng(request):
-  """A generator seeded by the test's name: reproducible across runs and workers."""
-  return np.random.default_rng(zlib.crc32(request.node.name.encode()))
-
-
-@pytest.fixture
-def x64():
-  """float64 for one test; the previous setting is restored after it."""
-  with jax.enable_x64(True):
-    yield
 
 
 # ---------------------------------------------------------------------------
@@ -302,7 +199,7 @@ def test_vjp_matches_finite_differences_of_reference(name, direction, rng):
   _, vjp = jax.vjp(lib_op(name, direction), jnp.asarray(x))
   (got,) = vjp(jnp.asarray(g))
   for i in range(6):
-    want = finite_difference_vjp(ref_op(name, direction), x[i], g[i].astype(np.float64))
+    (want,) = finite_difference_vjp(ref_op(name, direction), (x[i],), g[i].astype(np.float64))
     np.testing.assert_allclose(np.asarray(got)[i], want, rtol=1e-4, atol=1e-4)
 
 
