@@ -9,14 +9,17 @@ $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
+# tinysoundfont's only dependency, pyaudio, is for live playback: --no-deps.
 $(VENV)/.installed-test: setup.cfg pyproject.toml | $(BIN)/activate
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[test,tfds]'
+	$(BIN)/pip install -q --no-deps tinysoundfont
 	touch $@
 
 # torchsort compiles against the installed torch, so it is built without isolation;
 # nvcc is kept off PATH so that it builds its CPU extension only.
 $(VENV)/.installed-bench: setup.cfg pyproject.toml | $(BIN)/activate
-	$(BIN)/pip install -q -e '.[test,bench]'
+	$(BIN)/pip install -q -e '.[test,tfds,bench]'
+	$(BIN)/pip install -q --no-deps tinysoundfont
 	PATH="$(abspath $(BIN)):/usr/bin:/bin" $(BIN)/pip install -q --no-build-isolation torchsort || echo "torchsort could not be built; the benchmark runs without it."
 	touch $@
 

@@ -1,0 +1,115 @@
+"""NSynth through TFDS (with `tfds.testing.mock_data`, no download) and the grain loader."""
+
+import numpy as np
+import pytest
+
+from shuffle_learn.data import loader
+from shuffle_learn.data import nsynth
+
+tfds = pytest.importorskip("tensorflow_datasets")
+
+
+class _Notes:
+  """A small in-memory source in the common schema; example i has pitch i."""
+
+  def __init__(self, n):
+    self.n = n
+
+  def __len__(self):
+    return self.n
+
+  def __getitem__(self, index):
+    rng = np.random.default_rng(index)
+    return {"audio": rng.standard_normal(nsynth.NUM_SAMPLES).astype(np.float32) * 0.1,
+            "pitch": np.int32(index), "velocity": np.int32(100), "instrument/label": np.int32(index % 3),
+            "instrument/family": np.int32(index % 11), "instrument/source": np.int32(0)}
+
+
+@pytest.mark.parametrize("config", nsynth.CONFIGS)
+@pytest.mark.parametrize("split", nsynth.SPLITS)
+def test_nsynth_mock_examples_have_the_common_schema(config, split):
+  with tfds.testing.mock_data(num_examples=4):
+    source = nsynth.NSynthSource(split, config=config)
+    assert len(source) == 4
+    note = source[3]
+  assert set(note) == {"audio"} | set(nsynth.INT_FEATURES)
+  assert note["audio"].shape == (64000,) and note["audio"].dtype == np.float32
+  for key in nsynth.INT_FEATURES:
+    assert note[key].dtype == np.int32
+  assert 0 <= note["instrument/family"] < len(nsynth.FAMILIES)
+  assert 0 <= note["pitch"] < 128
+
+
+def test_nsynth_mock_batches_through_grain():
+  with tfds.testing.mock_data(num_examples=10):
+    batches = loader.note_batches(nsynth.NSynthSource("train"), batch_size=4, seed=0, num_epochs=1)
+    shapes = [batch["audio"].shape for batch in batches]
+  assert shapes == [(4, 64000), (4, 64000)]
+
+
+def test_nsynth_rejects_bad_arguments():
+  with pytest.raises(ValueError, match="split"):
+    nsynth.NSynthSource("training")
+  with pytest.raises(ValueError, match="config"):
+    nsynth.NSynthSource("train", config="gansynth")
+
+
+def test_to_note_rejects_short_or_corrupt_audio():
+  good = _Notes(1)[0]
+  with pytest.raises(ValueError, match="shape"):
+    nsynth.to_note({**good, "audio": good["audio"][:16000]})
+  with pytest.raises(ValueError, match="NaN"):
+    nsynth.to_note({**good, "audio": np.full(64000, np.nan, np.float32)})
+  with pytest.raises(ValueError, match="lacks"):
+    nsynth.to_note({"audio": good["audio"]})
+  nested = {"audio": good["audio"], "pitch": 60, "velocity": 100,
+            "instrument": {"label": 5, "family": 2, "source": 1}}
+  assert nsynth.to_note(nested)["instrument/family"] == 2
+
+
+def test_one_epoch_reads_every_example_once_in_a_seeded_order():
+  pitches = lambda seed: np.concatenate(
+      [b["pitch"] for b in loader.note_batches(_Notes(12), batch_size=4, seed=seed, num_epochs=1)])
+  first = pitches(0)
+  assert sorted(first) == list(range(12))
+  assert not np.array_equal(first, np.arange(12))
+  np.testing.assert_array_equal(first, pitches(0))
+  assert not np.array_equal(first, pitches(1))
+
+
+def test_epochs_are_shuffled_differently():
+  batches = list(loader.note_batches(_Notes(8), batch_size=8, seed=0, num_epochs=2))
+  assert sorted(batches[0]["pitch"]) == sorted(batches[1]["pitch"]) == list(range(8))
+  assert not np.array_equal(batches[0]["pitch"], batches[1]["pitch"])
+
+
+def test_hosts_read_disjoint_shards_covering_the_data():
+  seen = [np.concatenate([b["pitch"] for b in loader.note_batches(
+      _Notes(12), batch_size=2, seed=0, num_epochs=1, shard_index=i, shard_count=3)]) for i in range(3)]
+  assert sorted(np.concatenate(seen)) == list(range(12))
+  assert sorted(seen[1]) == [1, 4, 7, 10]
+
+
+def test_restored_iterator_state_resumes_exactly():
+  make = lambda: iter(loader.note_batches(_Notes(20), batch_size=3, seed=5))
+  uninterrupted = [next(it)["pitch"] for it in [make()] for _ in range(8)]
+  it = make()
+  for _ in range(3):
+    next(it)
+  state = it.get_state()
+  resumed = make()
+  resumed.set_state(state)
+  np.testing.assert_array_equal(np.stack([next(resumed)["pitch"] for _ in range(5)]), np.stack(uninterrupted[3:]))
+
+
+def test_loader_rejects_bad_arguments():
+  with pytest.raises(ValueError, match="batch_size"):
+    loader.note_batches(_Notes(4), batch_size=0, seed=0)
+  with pytest.raises(ValueError, match="batch_size 8 exceeds"):
+    loader.note_batches(_Notes(4), batch_size=8, seed=0)
+  with pytest.raises(ValueError, match="shard_index"):
+    loader.note_batches(_Notes(4), batch_size=1, seed=0, shard_index=2, shard_count=2)
+  with pytest.raises(ValueError, match="no examples"):
+    loader.note_batches(_Notes(0), batch_size=1, seed=0)
+  with pytest.raises(ValueError, match="num_epochs"):
+    loader.note_batches(_Notes(4), batch_size=1, seed=0, num_epochs=0)
