@@ -1,0 +1,1 @@
+"""Audio front ends, patches and permutations for the permutation pretext task."""
