@@ -113,3 +113,10 @@ def test_loader_rejects_bad_arguments():
     loader.note_batches(_Notes(0), batch_size=1, seed=0)
   with pytest.raises(ValueError, match="num_epochs"):
     loader.note_batches(_Notes(4), batch_size=1, seed=0, num_epochs=0)
+
+
+def test_worker_processes_deliver_the_same_batches():
+  # _Notes is defined at module level, so it pickles into grain's workers.
+  read = lambda workers: [b["pitch"] for b in loader.note_batches(
+      _Notes(16), batch_size=4, seed=3, num_epochs=1, worker_count=workers)]
+  np.testing.assert_array_equal(np.stack(read(2)), np.stack(read(0)))

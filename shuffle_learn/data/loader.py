@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from absl import flags
 import grain
 import jax
 
@@ -71,5 +72,8 @@ def note_batches(
   iterable = dataset.to_iter_dataset(
       grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=prefetch_buffer_size))
   if worker_count > 0:
+    # grain's workers read absl flags, which a library caller may not have parsed.
+    if not flags.FLAGS.is_parsed():
+      flags.FLAGS.mark_as_parsed()
     iterable = iterable.mp_prefetch(grain.MultiprocessingOptions(num_workers=worker_count))
   return iterable
