@@ -1,0 +1,1 @@
+"""Networks for the permutation pretext task: the Context Free Network (CFN)."""
