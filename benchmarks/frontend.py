@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import time
 from pathlib import Path
 
@@ -25,6 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from benchmarks._machine import machine_info
 from shuffle_learn.data import frontend
 from shuffle_learn.data import patches
 from shuffle_learn.data import permutations
@@ -109,12 +108,8 @@ def run(reps: int) -> dict:
     median, best = ms[name]
     results.append({"case": name, "output_shape": shapes, "ms_per_batch": median, "min_ms_per_batch": best,
                     "examples_per_s": BATCH / median * 1e3})
-  device = jax.devices()[0]
   return {
-      "device": f"{device.platform}: {device.device_kind}",
-      "cpu_count": os.cpu_count(),
-      "machine": platform.processor() or platform.machine(),
-      "jax": jax.__version__,
+      **machine_info(),
       "batch": BATCH,
       "samples": SAMPLES,
       "reps": reps,

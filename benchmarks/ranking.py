@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from benchmarks._machine import machine_info
 from shuffle_learn import ranking
 
 SIZES = ((256, 10), (256, 100), (64, 1000), (16, 10000))
@@ -131,12 +131,8 @@ def run(reps: int, torch_device: str = "cpu", sizes=SIZES) -> dict:
     results.append(row)
     print(f"  {batch}x{n}: soft_rank l2 fwd+bwd {row['ms']['soft_rank l2 fwd+bwd']:.3f} ms = "
           f"{row['ratio_to_jax_hard_rank']['soft_rank l2 fwd+bwd']:.2f}x JAX hard rank", flush=True)
-  device = jax.devices()[0]
   return {
-      "device": f"{device.platform}: {device.device_kind}",
-      "cpu_count": os.cpu_count(),
-      "machine": platform.processor() or platform.machine(),
-      "jax": jax.__version__,
+      **machine_info(),
       "reps": reps,
       "torch_device": torch_device,
       "results": results,
