@@ -369,6 +369,14 @@ def test_changed_soundfont_is_detected(tmp_path):
 # Hostile input.
 
 
+def test_soundfonts_by_name():
+  source = gm_notes.GMNotesSource("train", soundfonts="TimGM6mb", programs=(0,), pitches=(60, 64, 67), cache_dir=None)
+  assert source.soundfonts == (TIM,)
+  assert gm_notes.known_soundfonts()["TimGM6mb"] == TIM
+  with pytest.raises(FileNotFoundError, match="NoSuchFont.*neither a file nor an installed known SoundFont"):
+    gm_notes.GMNotesSource("train", soundfonts="NoSuchFont", programs=(0,), pitches=(60,), cache_dir=None)
+
+
 def test_missing_soundfont(tmp_path):
   missing = str(tmp_path / "nope.sf2")
   with pytest.raises(FileNotFoundError, match="nope.sf2"):

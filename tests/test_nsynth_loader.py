@@ -102,6 +102,18 @@ def test_restored_iterator_state_resumes_exactly():
   np.testing.assert_array_equal(np.stack([next(resumed)["pitch"] for _ in range(5)]), np.stack(uninterrupted[3:]))
 
 
+def test_num_examples_fixes_a_seeded_subset_for_every_epoch():
+  read = lambda seed, shuffle=True: [set(b["pitch"]) for b in loader.note_batches(
+      _Notes(20), batch_size=5, seed=seed, num_epochs=3, num_examples=5, shuffle=shuffle)]
+  epochs = read(0)
+  assert len(epochs) == 3 and epochs[0] == epochs[1] == epochs[2]  # The same 5 notes each epoch.
+  assert epochs[0] != set(range(5))  # A shuffled subset, not the first five.
+  assert read(0) == epochs and read(1)[0] != epochs[0]
+  assert read(0, shuffle=False)[0] == set(range(5))
+  with pytest.raises(ValueError, match="num_examples"):
+    loader.note_batches(_Notes(4), batch_size=1, seed=0, num_examples=0)
+
+
 def test_loader_rejects_bad_arguments():
   with pytest.raises(ValueError, match="batch_size"):
     loader.note_batches(_Notes(4), batch_size=0, seed=0)

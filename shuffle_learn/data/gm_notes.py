@@ -214,6 +214,23 @@ _MAX_VOICES = 64  # One note uses a few voices (layers, stereo pairs).
 _CACHE_VERSION = 1
 
 
+def known_soundfonts() -> dict[str, str]:
+  """The installed SoundFonts known by name: ``{"TimGM6mb": path, "FluidR3_GM": path}``.
+
+  TimGM6mb.sf2 ships with pretty_midi; FluidR3_GM.sf2 with Debian's
+  fluid-soundfont-gm. Names of those not installed are left out.
+  """
+  found = {}
+  spec = importlib.util.find_spec("pretty_midi")  # Found without importing it.
+  if spec is not None and spec.origin:
+    tim = os.path.join(os.path.dirname(spec.origin), _PYTHON_MIDI_SOUNDFONT)
+    if os.path.isfile(tim):
+      found["TimGM6mb"] = tim
+  if os.path.isfile(_DEBIAN_FLUID):
+    found["FluidR3_GM"] = _DEBIAN_FLUID
+  return found
+
+
 def default_soundfonts() -> str:
   """TimGM6mb.sf2 from pretty_midi, plus Debian's FluidR3_GM.sf2 if installed.
 
@@ -223,14 +240,7 @@ def default_soundfonts() -> str:
   Raises:
     FileNotFoundError: neither is installed.
   """
-  paths = []
-  spec = importlib.util.find_spec("pretty_midi")  # Found without importing it.
-  if spec is not None and spec.origin:
-    tim = os.path.join(os.path.dirname(spec.origin), _PYTHON_MIDI_SOUNDFONT)
-    if os.path.isfile(tim):
-      paths.append(tim)
-  if os.path.isfile(_DEBIAN_FLUID):
-    paths.append(_DEBIAN_FLUID)
+  paths = list(known_soundfonts().values())
   if not paths:
     raise FileNotFoundError(
         errno.ENOENT,
@@ -238,6 +248,17 @@ def default_soundfonts() -> str:
         "(apt install fluid-soundfont-gm) is installed; pass soundfonts=",
     )
   return ",".join(paths)
+
+
+def _resolve_soundfont(item: str) -> str:
+  """A path, or the name of a known SoundFont ("TimGM6mb", "FluidR3_GM") -> its path."""
+  if os.path.exists(item) or os.sep in item or item.lower().endswith((".sf2", ".sf3")):
+    return item
+  known = known_soundfonts()
+  if item in known:
+    return known[item]
+  raise FileNotFoundError(
+      errno.ENOENT, f"SoundFont {item!r} is neither a file nor an installed known SoundFont {sorted(known)}", item)
 
 
 def default_cache_dir() -> str:
@@ -686,7 +707,8 @@ class GMNotesSource:
 
     Args:
       split: "train", "valid" or "test".
-      soundfonts: comma-separated .sf2/.sf3 paths; by default
+      soundfonts: comma-separated .sf2/.sf3 paths or names of
+        `known_soundfonts()` ("TimGM6mb", "FluidR3_GM"); by default
         `default_soundfonts()`.
       sample_rate: audio rate in Hz.
       held_seconds: note-on time.
@@ -712,7 +734,7 @@ class GMNotesSource:
       soundfonts = default_soundfonts()
     if not isinstance(soundfonts, str):
       raise ValueError(f"soundfonts must be a comma-separated string of paths, got {soundfonts!r}.")
-    paths = tuple(p.strip() for p in soundfonts.split(",") if p.strip())
+    paths = tuple(_resolve_soundfont(p.strip()) for p in soundfonts.split(",") if p.strip())
     if not paths:
       raise ValueError(f"soundfonts names no file: {soundfonts!r}.")
     self.soundfonts = paths

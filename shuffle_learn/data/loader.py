@@ -14,6 +14,26 @@ from typing import Sequence
 from absl import flags
 import grain
 import jax
+import numpy as np
+
+
+class Subset:
+  """The first ``num_examples`` examples of a source, after a seeded shuffle (or none).
+
+  A random-access source itself (picklable if ``source`` is), so a fixed subset
+  is the same in every epoch and every worker.
+  """
+
+  def __init__(self, source: Sequence[dict], num_examples: int, seed: int | None):
+    order = np.arange(len(source)) if seed is None else np.random.default_rng(seed).permutation(len(source))
+    self._source = source
+    self._indices = order[:num_examples]
+
+  def __len__(self) -> int:
+    return len(self._indices)
+
+  def __getitem__(self, index: int) -> dict:
+    return self._source[int(self._indices[index])]
 
 
 def note_batches(
@@ -29,6 +49,7 @@ def note_batches(
     num_threads: int = 4,
     prefetch_buffer_size: int = 8,
     worker_count: int = 0,
+    num_examples: int | None = None,
 ) -> grain.IterDataset:
   """A grain pipeline over a random-access note source.
 
@@ -45,6 +66,9 @@ def note_batches(
     num_threads, prefetch_buffer_size: grain's read threads and prefetch depth.
     worker_count: processes for `mp_prefetch` (0: none). The source must then
       be picklable.
+    num_examples: use only this many examples of the source, a subset fixed
+      by ``seed`` (the first ones after one seeded shuffle; the first ones when
+      not shuffling), before sharding; None for all.
 
   Returns:
     A `grain.IterDataset` of batches: dicts of arrays with a leading batch axis.
@@ -61,6 +85,10 @@ def note_batches(
     raise ValueError(f"shard_index must be in [0, shard_count={shard_count}), got {shard_index}.")
   if num_epochs is not None and num_epochs < 1:
     raise ValueError(f"num_epochs must be >= 1 or None, got {num_epochs}.")
+  if num_examples is not None:
+    if num_examples < 1:
+      raise ValueError(f"num_examples must be >= 1 or None, got {num_examples}.")
+    source = Subset(source, num_examples, seed if shuffle else None)
   dataset = grain.MapDataset.source(source)[shard_index::shard_count]
   if len(dataset) == 0:
     raise ValueError(f"the source has no examples for shard {shard_index} of {shard_count}.")

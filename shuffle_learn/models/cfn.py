@@ -46,6 +46,8 @@ Sizes (`CFNSize`):
   and thin bands (a 51 x 398 band, or 6 x 398) still work; the only limit is
   that each axis of a patch has at least the product of the conv strides in
   pixels (`CFNSize.min_patch_shape`: 4 x 4 for `PAPER` and `SMALL`).
+- `TINY`: two convolutions 8-16, fc6 32, fc7 64, for tests and the tiny
+  config.
 - `SMALL`: CPU-sized: convolutions 16-32-64, kernel 3, strides 4/1/1, 2x2
   max-pools after each, fc6 128 per patch, fc7 256, no dropout. On a batch of
   32 examples of 10 bands, on 2 CPU cores (jax 0.10, jitted, after
@@ -175,6 +177,23 @@ SMALL = CFNSize(
     dropout_rate=0.0,
     layer_norm=False,
 )
+
+# For tests and the tiny config: two convolutions, compiles and runs in moments.
+TINY = CFNSize(
+    conv_features=(8, 16),
+    kernel_sizes=(3, 3),
+    strides=(2, 2),
+    pool_after=(True, True),
+    pool_window=2,
+    pool_stride=2,
+    patch_features=32,
+    embedding=64,
+    dropout_rate=0.0,
+    layer_norm=False,
+)
+
+# The presets by the name used in configs (``model.size``).
+SIZES = {"tiny": TINY, "small": SMALL, "paper": PAPER}
 
 
 class AlexNet(nn.Module):

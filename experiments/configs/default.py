@@ -1,0 +1,66 @@
+"""Default config: the CPU main job, pre-training on `gm_notes` with 10 frequency bands.
+
+Command:
+  python -m shuffle_learn.train --config experiments/configs/default.py --workdir /tmp/cfn
+
+Tuned for a 2-core CPU, not the paper's settings (those are in `paper.py`):
+the SMALL CFN, a 64-bin log-mel of the first second of each note cut into 10
+bands of 6 bins, per-patch normalisation, Adam at 1e-3, batch 32. Runtime and
+expected result: see `train.num_steps` below and the README's training
+benchmark.
+"""
+
+from ml_collections import config_dict
+
+
+def get_config() -> config_dict.ConfigDict:
+  config = config_dict.ConfigDict()
+  config.seed = 0
+
+  config.data = config_dict.ConfigDict()
+  config.data.source = "gm_notes"          # "gm_notes" or "nsynth" (TFDS).
+  config.data.soundfonts = ""              # gm_notes: comma-separated paths; "" for all found.
+  config.data.programs = config_dict.placeholder(tuple)    # gm_notes: GM programs; None for all.
+  config.data.pitches = config_dict.placeholder(tuple)     # gm_notes: MIDI pitches; None for each family's range.
+  config.data.velocities = (25, 50, 75, 100, 127)          # gm_notes: NSynth's.
+  config.data.tfds_config = "full"         # nsynth: "full" or "gansynth_subset".
+  config.data.tfds_data_dir = ""           # nsynth: TFDS data_dir; "" for TFDS's default.
+  config.data.train_examples = 0           # Pre-train on the first N (shuffled once by seed) train notes; 0: all.
+  config.data.num_threads = 2              # grain read threads.
+  config.data.worker_count = 0             # grain worker processes (0: read in this process).
+  config.data.prefetch = 4                 # batches grain reads ahead.
+
+  config.features = config_dict.ConfigDict()
+  config.features.kind = "log_mel"         # "log_mel" or "log_spectrogram" (the paper's 513 bins).
+  config.features.seconds = 1.0            # Audio kept from each note's start (NSynth notes are 4 s).
+  config.features.num_mel_bins = 64
+  config.features.fft_size = 1024
+  config.features.normalization = "example"  # "example" or "none".
+
+  config.pretext = config_dict.ConfigDict()
+  config.pretext.loss = "perturbed_fy"     # perturbed_fy, fast_soft_rank, mse, fixed_permutation.
+  config.pretext.n_rows = 10               # Patches along frequency (bands).
+  config.pretext.n_cols = 1                # Patches along time.
+  config.pretext.num_samples = 10          # perturbed_fy: Monte-Carlo samples (the paper's 10).
+  config.pretext.sigma = 0.1               # perturbed_fy: noise scale (the paper's 0.1).
+  config.pretext.regularization_strength = 1.0  # fast_soft_rank: L2 soft-rank strength.
+  config.pretext.num_permutations = 100    # fixed_permutation: k Hamming-maximal permutations.
+
+  config.model = config_dict.ConfigDict()
+  config.model.size = "small"              # "tiny", "small" or "paper" (`shuffle_learn.models.cfn.SIZES`).
+  config.model.normalize_patches = True    # Standardise every patch on its own (no level shortcut).
+
+  config.train = config_dict.ConfigDict()
+  config.train.batch_size = 32             # Global batch, split over all devices and hosts.
+  config.train.learning_rate = 1e-3        # Adam, after a linear warm-up; constant afterwards.
+  config.train.warmup_steps = 100
+  config.train.grad_clip_norm = 0.0        # Global-norm clipping; 0 disables it.
+  config.train.num_steps = 3000
+  config.train.log_every = 50              # Steps between training-metric rows.
+  config.train.eval_every = 500            # Steps between validation partial-ranks accuracies.
+  config.train.eval_examples = 512         # Validation notes (fixed, with fixed permutations).
+  config.train.checkpoint_every = 500
+  config.train.keep_checkpoints = 3
+  config.train.async_checkpoints = True
+  config.train.progress = True             # A tqdm progress bar.
+  return config

@@ -1,0 +1,38 @@
+"""The paper's pre-training settings (Carr et al. 2021, Section 3 and appendix).
+
+Command:
+  python -m shuffle_learn.train --config experiments/configs/paper.py --workdir /tmp/cfn_paper
+
+The log-compressed spectrogram of the whole 4 s note (513 frequency bins), 10
+frequency bands, the AlexNet-sized CFN, perturbed Fenchel-Young loss (10
+samples, sigma 0.1), Adam at learning rate 1e-6, batch 32, 1000 epochs. On
+`gm_notes` (37,235 train notes) that is about 1.16M steps: accelerator work,
+not a CPU job (see the README's training benchmark for steps/s).
+Per-patch normalisation is off: the paper does not mention it.
+"""
+
+import math
+
+from experiments.configs import default
+
+TRAIN_NOTES = 37_235  # gm_notes train split with TimGM6mb and FluidR3_GM.
+EPOCHS = 1000
+
+
+def get_config():
+  config = default.get_config()
+  config.features.kind = "log_spectrogram"
+  config.features.seconds = 4.0
+  config.features.normalization = "none"
+  config.pretext.loss = "perturbed_fy"
+  config.pretext.n_rows = 10
+  config.pretext.n_cols = 1
+  config.model.size = "paper"
+  config.model.normalize_patches = False
+  config.train.batch_size = 32
+  config.train.learning_rate = 1e-6
+  config.train.warmup_steps = 0
+  config.train.num_steps = math.ceil(EPOCHS * TRAIN_NOTES / config.train.batch_size)
+  config.train.eval_every = 5000
+  config.train.checkpoint_every = 5000
+  return config
