@@ -375,7 +375,8 @@ def make_source(config, split: str):
     from shuffle_learn.data import gm_notes  # pylint: disable=g-import-not-at-top
     return gm_notes.GMNotesSource(
         split, soundfonts=config.data.soundfonts or None, programs=config.data.programs,
-        pitches=config.data.pitches, velocities=tuple(config.data.velocities))
+        pitches=config.data.pitches, velocities=tuple(config.data.velocities),
+        clip_seconds=config.features.seconds)  # Renders only the audio the front end uses.
   from shuffle_learn.data import nsynth  # pylint: disable=g-import-not-at-top
   return nsynth.NSynthSource(split, config=config.data.tfds_config, data_dir=config.data.tfds_data_dir or None)
 

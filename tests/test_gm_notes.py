@@ -369,6 +369,20 @@ def test_changed_soundfont_is_detected(tmp_path):
 # Hostile input.
 
 
+def test_clip_seconds_renders_exactly_the_start_of_each_note():
+  whole = gm_notes.GMNotesSource("train", **SMALL)
+  for seconds, samples in ((1.0, 16000), (3.5, 56000), (4.0, 64000)):
+    clipped = gm_notes.GMNotesSource("train", clip_seconds=seconds, **SMALL)
+    assert len(clipped) == len(whole)
+    for i in (0, len(whole) - 1):
+      assert clipped[i]["audio"].shape == (samples,)
+      np.testing.assert_array_equal(clipped[i]["audio"], whole[i]["audio"][:samples])
+      assert clipped[i]["pitch"] == whole[i]["pitch"]
+  for bad in (0.0, -1.0, float("nan"), 1e-5):
+    with pytest.raises(ValueError, match="clip_seconds"):
+      gm_notes.GMNotesSource("train", clip_seconds=bad, **SMALL)
+
+
 def test_soundfonts_by_name():
   source = gm_notes.GMNotesSource("train", soundfonts="TimGM6mb", programs=(0,), pitches=(60, 64, 67), cache_dir=None)
   assert source.soundfonts == (TIM,)

@@ -9,7 +9,8 @@ in all (64000 samples), as NSynth.
 Examples are flat dicts in the package's common note schema (see
 `shuffle_learn.data.nsynth`), so that every experiment runs on either source:
 
-  audio               float32 (64000,)  in [-1, 1]
+  audio               float32 (64000,)  in [-1, 1]; (clip_seconds * 16000,) with
+                                        `clip_seconds`
   pitch               int32             MIDI key
   velocity            int32             one of VELOCITIES
   instrument/label    int32             one per SoundFont x program, in
@@ -702,6 +703,7 @@ class GMNotesSource:
       velocities: Sequence[int] = VELOCITIES,
       silence_db: float = -60.0,
       cache_dir: str | bool | None = True,
+      clip_seconds: float | None = None,
   ):
     """Selects and checks the notes and keeps those of `split`.
 
@@ -723,6 +725,10 @@ class GMNotesSource:
       silence_db: a note whose peak is below this (dBFS) is left out.
       cache_dir: directory of the per-SoundFont index cache; True for
         `default_cache_dir()`, False or None for none (kept in memory only).
+      clip_seconds: render only the first ``clip_seconds`` of every note
+        (exactly the first samples of the whole note: rendering is causal), for
+        front ends that use only the onset; the selection, silence check and
+        splits stay those of whole notes. None renders whole notes.
 
     Raises:
       FileNotFoundError: a SoundFont path does not exist.
@@ -740,6 +746,14 @@ class GMNotesSource:
     self.soundfonts = paths
     self.source_names = _source_names(paths)
     self._held, self._release = _num_samples(sample_rate, held_seconds, release_seconds)
+    if clip_seconds is not None:
+      clip = int(round(_check_float("clip_seconds", clip_seconds, 0.0, strict=True) * sample_rate))
+      if clip < 1:
+        raise ValueError(f"clip_seconds must be at least one sample, got {clip_seconds!r}.")
+      self._clip_held = min(self._held, clip)
+      self._clip_release = min(self._release, clip - self._clip_held)
+    else:
+      self._clip_held, self._clip_release = self._held, self._release
     self.sample_rate = int(sample_rate)
     self._gain = 10.0 ** (_check_float("gain_db", gain_db, -np.inf, strict=True) / 20.0)
     silence_db = _check_float("silence_db", silence_db, -np.inf, strict=True)
@@ -788,7 +802,7 @@ class GMNotesSource:
         f"GMNotesSource(split={self.split!r}, soundfonts={','.join(paths)!r}, sample_rate={self.sample_rate}, "
         f"held_seconds={held_seconds!r}, release_seconds={release_seconds!r}, gain_db={gain_db!r}, "
         f"programs={programs!r}, pitches={pitches!r}, velocities={velocities!r}, silence_db={silence_db!r}, "
-        f"len={len(rows)})"
+        f"clip_seconds={clip_seconds!r}, len={len(rows)})"
     )
 
   @property
@@ -832,7 +846,8 @@ class GMNotesSource:
     i = self._check_index(index)
     s = int(self._source[i])
     program, pitch, velocity = (int(x) for x in self._notes[i])
-    audio = _render_raw(self._synth_template(s), 0, program, pitch, velocity, self._held, self._release, self._gain)
+    audio = _render_raw(self._synth_template(s), 0, program, pitch, velocity, self._clip_held, self._clip_release,
+                        self._gain)
     np.clip(audio, -1.0, 1.0, out=audio)
     return {
         "audio": audio,
