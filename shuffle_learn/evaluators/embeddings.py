@@ -1,0 +1,100 @@
+"""Frozen embeddings of notes, computed once and cached.
+
+Three kinds, all from the same audio (the clip the pre-training config's front
+end uses):
+
+- `cfn_embedder`: the fc7 embedding (`CFN.embed`) of the unshuffled patches
+  (the identity permutation), from a checkpoint's parameters or, for the
+  ``random_embedding`` baseline, from the untrained initialisation;
+- `logmel_embedder`: the ``logmel_baseline``: the mean and the standard
+  deviation over time of every log-mel band (2 x 64 numbers).
+
+`embed_notes` reads notes through grain in a fixed order and returns the
+embeddings with the labels; `cached` keeps them in an ``.npz`` file so that a
+second evaluation of the same checkpoint reads them back.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+import zlib
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from shuffle_learn.data import frontend
+from shuffle_learn.data import loader
+from shuffle_learn.models import cfn
+
+LABEL_KEYS = ("pitch", "velocity", "instrument/label", "instrument/family", "instrument/source")
+
+
+def cfn_embedder(experiment, params) -> Callable[[np.ndarray], np.ndarray]:
+  """Audio ``(batch, samples)`` -> fc7 ``(batch, embedding)`` of the experiment's CFN."""
+
+  @jax.jit
+  def embed(audio):
+    return experiment.model.apply(params, experiment.inputs(audio), method=cfn.CFN.embed)
+
+  return lambda audio: np.asarray(embed(jnp.asarray(audio[:, :experiment.num_samples], jnp.float32)))
+
+
+def logmel_embedder(num_samples: int, num_mel_bins: int = 64) -> Callable[[np.ndarray], np.ndarray]:
+  """Audio -> per-band mean and std over time of the log-mel, ``(batch, 2 * num_mel_bins)``."""
+
+  @jax.jit
+  def embed(audio):
+    spec = frontend.log_mel_spectrogram(audio, num_mel_bins=num_mel_bins)  # (batch, frames, bins)
+    return jnp.concatenate([spec.mean(axis=-2), spec.std(axis=-2)], axis=-1)
+
+  return lambda audio: np.asarray(embed(jnp.asarray(audio[:, :num_samples], jnp.float32)))
+
+
+def embed_notes(source, embed: Callable[[np.ndarray], np.ndarray], *, num_examples: int | None = None,
+                seed: int = 0, batch_size: int = 256) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+  """Embeds a fixed subset of a note source.
+
+  Args:
+    source: a note source (`GMNotesSource`, `NSynthSource`).
+    embed: audio batch -> embeddings.
+    num_examples: the first ``num_examples`` notes after a shuffle by
+      ``seed`` (`loader.Subset`); None for all notes, in order.
+    seed: fixes the subset.
+    batch_size: notes per call of ``embed``.
+
+  Returns:
+    ``(embeddings (M, d) float32, labels {key: (M,) int32})``.
+  """
+  if num_examples is not None:
+    num_examples = min(num_examples, len(source))
+  batches = loader.note_batches(source, batch_size=batch_size, seed=seed, shuffle=num_examples is not None,
+                                num_epochs=1, drop_remainder=False, num_examples=num_examples,
+                                shard_index=0, shard_count=1)
+  outputs, labels = [], {k: [] for k in LABEL_KEYS}
+  for batch in batches:
+    outputs.append(embed(batch["audio"]))
+    for k in LABEL_KEYS:
+      labels[k].append(np.asarray(batch[k], np.int32))
+  return (np.concatenate(outputs).astype(np.float32), {k: np.concatenate(v) for k, v in labels.items()})
+
+
+def cached(path: str, compute: Callable[[], tuple[np.ndarray, dict]]) -> tuple[np.ndarray, dict]:
+  """``compute()``, or its result read back from ``path`` (an ``.npz``) if already there.
+
+  The file is written atomically; an unreadable one is recomputed.
+  """
+  if os.path.exists(path):
+    try:
+      with np.load(path) as data:
+        return data["embeddings"], {k: data[k] for k in LABEL_KEYS}
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error):
+      pass  # Corrupt or from another version: recompute.
+  embeddings, labels = compute()
+  os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+  tmp = path + ".tmp.npz"
+  np.savez(tmp, embeddings=embeddings, **labels)
+  os.replace(tmp, path)
+  return embeddings, labels
