@@ -1,6 +1,7 @@
 # Two entry points, each installing what it needs into .venv on first use:
-#   make demo   the ranking demo and benchmark (the main job until experiments land)
+#   make demo   the main job: pre-train on gm_notes, probe, write results/nsynth/results.{json,md,png}
 #   make test   the test suite (what CI runs)
+# and `make bench`: the ranking benchmark against torchsort.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
@@ -24,8 +25,8 @@ $(VENV)/.installed-bench: setup.cfg pyproject.toml | $(BIN)/activate
 	touch $@
 
 .PHONY: demo test bench
-demo: $(VENV)/.installed-bench
-	$(BIN)/python -m benchmarks.ranking --quick --out results/ranking_benchmark
+demo: $(VENV)/.installed-test
+	$(BIN)/python -m experiments.nsynth --workdir results/nsynth
 
 bench: $(VENV)/.installed-bench
 	$(BIN)/python -m benchmarks.ranking --out results/ranking_benchmark

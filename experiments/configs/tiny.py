@@ -22,6 +22,7 @@ def get_config():
   config.features.num_mel_bins = 32
   config.pretext.n_rows = 4
   config.model.size = "tiny"
+  config.model.normalize_patches = True
   config.train.batch_size = 8
   config.train.learning_rate = 3e-3
   config.train.warmup_steps = 5
