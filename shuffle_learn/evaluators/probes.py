@@ -143,6 +143,16 @@ def fit_predict(seed: int, x: np.ndarray, y: np.ndarray, x_test: np.ndarray, *, 
       weight_decay=probe.weight_decay))
 
 
+def pitch_metrics(predicted: np.ndarray, true: np.ndarray) -> dict[str, float]:
+  """``pitch_mse``, and ``pitch_accuracy`` / ``chroma_accuracy`` of the prediction rounded to a MIDI number."""
+  predicted = np.asarray(predicted, np.float64)
+  true = np.asarray(true, np.int64)
+  rounded = np.rint(predicted).astype(np.int64)
+  return {"pitch_mse": float(np.mean(np.square(predicted - true))),
+          "pitch_accuracy": float(np.mean(rounded == true)),
+          "chroma_accuracy": float(np.mean(rounded % 12 == true % 12))}
+
+
 def evaluate_tasks(seed: int, train_x: np.ndarray, train_labels: dict, test_x: np.ndarray, test_labels: dict, *,
                    num_families: int, num_instruments: int, probe: ProbeConfig = ProbeConfig(),
                    tasks=TASKS) -> dict[str, float]:
@@ -168,10 +178,6 @@ def evaluate_tasks(seed: int, train_x: np.ndarray, train_labels: dict, test_x: n
     pitch = np.asarray(train_labels["pitch"], np.float32)
     center, scale = float(pitch.mean()), float(pitch.std()) or 1.0
     predicted = fit_predict(seed, x, (pitch - center) / scale, x_test, regression=True, probe=probe) * scale + center
-    true = np.asarray(test_labels["pitch"], np.float32)
-    rounded = np.rint(predicted).astype(np.int64)
-    all_pitch = {"pitch_mse": float(np.mean(np.square(predicted - true))),
-                 "pitch_accuracy": float(np.mean(rounded == true)),
-                 "chroma_accuracy": float(np.mean(rounded % 12 == true.astype(np.int64) % 12))}
+    all_pitch = pitch_metrics(predicted, test_labels["pitch"])
     results.update({k: v for k, v in all_pitch.items() if k in tasks})
   return results

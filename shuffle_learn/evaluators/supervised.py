@@ -112,11 +112,7 @@ def evaluate(config, experiment, train_source, test_source, n: int, tasks, *, nu
       center, scale = float(pitch.mean()), float(pitch.std()) or 1.0
       predicted = train_and_predict(experiment, audio, (pitch - center) / scale, test_audio, regression=True,
                                     num_outputs=1, seed=seed, **common) * scale + center
-      true = test_labels["pitch"].astype(np.float32)
-      rounded = np.rint(predicted).astype(np.int64)
-      metrics = {"pitch_mse": float(np.mean(np.square(predicted - true))),
-                 "pitch_accuracy": float(np.mean(rounded == true)),
-                 "chroma_accuracy": float(np.mean(rounded % 12 == true.astype(np.int64) % 12))}
+      metrics = probes.pitch_metrics(predicted, test_labels["pitch"])
       for task in metrics:
         if task in tasks:
           values[task].append(metrics[task])
