@@ -148,10 +148,10 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
       by_n[n][method] = {task: summarize(v) for task, v in values.items()}
       print(f"[nsynth]   N={n}: " + ", ".join(f"{t} {by_n[n][method][t]['mean']:.3f}" for t in tasks), flush=True)
   if "supervised" in config.baselines:
-    for n in config.eval.n_train:
-      print(f"[nsynth] supervised CFN from scratch on N={n}", flush=True)
-      values = supervised_lib.evaluate(config, base, train_source, test_source, n, tasks,
-                                       num_families=num_families, num_instruments=num_instruments)
+    print(f"[nsynth] supervised CFN from scratch on N={config.eval.n_train}", flush=True)
+    supervised = supervised_lib.evaluate(config, base, train_source, test_source, config.eval.n_train, tasks,
+                                         num_families=num_families, num_instruments=num_instruments)
+    for n, values in supervised.items():
       by_n[n]["supervised"] = {task: summarize(v) for task, v in values.items()}
   first = config.eval.n_train[0]
   results = {

@@ -42,10 +42,9 @@ import json
 import math
 import os
 import time
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Mapping
 
 import flax
-import flax.linen as nn
 import grain
 import jax
 import jax.numpy as jnp

@@ -31,8 +31,6 @@ import optax
 
 TASKS = ("family_accuracy", "instrument_accuracy", "pitch_mse", "pitch_accuracy", "chroma_accuracy")
 PROBES = ("mlp", "linear")
-# The label each task reads and whether it is a classification.
-LABELS = {"family": "instrument/family", "instrument": "instrument/label", "pitch": "pitch"}
 
 
 class MLP(nn.Module):

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from shuffle_learn.data import loader
+from shuffle_learn.evaluators import embeddings
 from shuffle_learn.evaluators import probes
 from shuffle_learn.models import cfn
 
@@ -33,17 +33,6 @@ class SupervisedCFN(nn.Module):
     embedding = cfn.CFN(self.size, num_outputs=1, normalize_patches=self.normalize_patches, name="cfn").embed(
         x, train=train)
     return self.head(embedding)
-
-
-def _audio_and_labels(source, num_examples: int | None, seed: int, num_samples: int):
-  batches = loader.note_batches(source, batch_size=256, seed=seed, shuffle=num_examples is not None, num_epochs=1,
-                                drop_remainder=False, num_examples=num_examples, shard_index=0, shard_count=1)
-  audio, labels = [], {k: [] for k in probes.LABELS.values()}
-  for batch in batches:
-    audio.append(np.asarray(batch["audio"][:, :num_samples], np.float32))
-    for k in labels:
-      labels[k].append(np.asarray(batch[k]))
-  return np.concatenate(audio), {k: np.concatenate(v) for k, v in labels.items()}
 
 
 def train_and_predict(experiment, audio, targets, test_audio, *, regression: bool, num_outputs: int,
@@ -84,36 +73,40 @@ def train_and_predict(experiment, audio, targets, test_audio, *, regression: boo
   return np.concatenate([np.asarray(predict(params, test_audio[i:i + 256])) for i in range(0, len(test_audio), 256)])
 
 
-def evaluate(config, experiment, train_source, test_source, n: int, tasks, *, num_families: int,
-             num_instruments: int) -> dict[str, list[float]]:
-  """Per task, the test metric of every seed (``config.eval.seeds``) for N labelled notes.
+def evaluate(config, experiment, train_source, test_source, n_train, tasks, *, num_families: int,
+             num_instruments: int) -> dict[int, dict[str, list[float]]]:
+  """For every N of ``n_train``, per task, the test metric of every seed (``config.eval.seeds``).
 
   The N notes of seed ``s`` are those the probes use: drawn from the same pool
-  of ``eval.pool_examples`` train notes with ``np.random.default_rng(s)``.
+  of ``eval.pool_examples`` train notes with ``np.random.default_rng(s)``. The
+  pool and the test notes are read once, through `embeddings.embed_notes` with
+  the audio itself as the "embedding".
   """
-  num_samples = experiment.num_samples
-  pool_audio, pool_labels = _audio_and_labels(train_source, config.eval.pool_examples, 0, num_samples)
-  test_audio, test_labels = _audio_and_labels(test_source, config.eval.test_examples or None, 0, num_samples)
+  clip = lambda audio: np.asarray(audio[:, :experiment.num_samples], np.float32)
+  pool_audio, pool_labels = embeddings.embed_notes(train_source, clip, num_examples=config.eval.pool_examples)
+  test_audio, test_labels = embeddings.embed_notes(test_source, clip, num_examples=config.eval.test_examples or None)
   probe = probes.ProbeConfig(kind=config.eval.probe, hidden=config.eval.hidden)
   common = dict(probe=probe, epochs=config.eval.supervised_epochs, batch_size=config.pretrain.train.batch_size,
                 learning_rate=config.pretrain.train.learning_rate)
-  values = {task: [] for task in tasks}
-  for seed in range(config.eval.seeds):
-    rows = np.random.default_rng(seed).choice(len(pool_audio), n, replace=False)
-    audio = pool_audio[rows]
-    for task, label, classes in (("family_accuracy", "instrument/family", num_families),
-                                 ("instrument_accuracy", "instrument/label", num_instruments)):
-      if task in tasks:
-        predicted = train_and_predict(experiment, audio, pool_labels[label][rows], test_audio, regression=False,
-                                      num_outputs=classes, seed=seed, **common)
-        values[task].append(float(np.mean(predicted == test_labels[label])))
-    if {"pitch_mse", "pitch_accuracy", "chroma_accuracy"} & set(tasks):
-      pitch = pool_labels["pitch"][rows].astype(np.float32)
-      center, scale = float(pitch.mean()), float(pitch.std()) or 1.0
-      predicted = train_and_predict(experiment, audio, (pitch - center) / scale, test_audio, regression=True,
-                                    num_outputs=1, seed=seed, **common) * scale + center
-      metrics = probes.pitch_metrics(predicted, test_labels["pitch"])
-      for task in metrics:
+  results = {}
+  for n in n_train:
+    values = results[n] = {task: [] for task in tasks}
+    for seed in range(config.eval.seeds):
+      rows = np.random.default_rng(seed).choice(len(pool_audio), n, replace=False)
+      audio = pool_audio[rows]
+      for task, label, classes in (("family_accuracy", "instrument/family", num_families),
+                                   ("instrument_accuracy", "instrument/label", num_instruments)):
         if task in tasks:
-          values[task].append(metrics[task])
-  return values
+          predicted = train_and_predict(experiment, audio, pool_labels[label][rows], test_audio, regression=False,
+                                        num_outputs=classes, seed=seed, **common)
+          values[task].append(float(np.mean(predicted == test_labels[label])))
+      if {"pitch_mse", "pitch_accuracy", "chroma_accuracy"} & set(tasks):
+        pitch = pool_labels["pitch"][rows].astype(np.float32)
+        center, scale = float(pitch.mean()), float(pitch.std()) or 1.0
+        predicted = train_and_predict(experiment, audio, (pitch - center) / scale, test_audio, regression=True,
+                                      num_outputs=1, seed=seed, **common) * scale + center
+        metrics = probes.pitch_metrics(predicted, test_labels["pitch"])
+        for task in metrics:
+          if task in tasks:
+            values[task].append(metrics[task])
+  return results
