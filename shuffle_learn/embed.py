@@ -2,7 +2,8 @@
 
   python -m shuffle_learn.embed --checkpoint DIR [--step N] [--out OUT_DIR] AUDIO.wav [...]
 
-writes ``OUT_DIR/<file stem>.npy`` (float32, the fc7 embedding) for every file.
+writes ``OUT_DIR/<file stem>.npy`` (float32, the embedding: the CFN's pooled
+convolutional features, `CFN.conv_embed`; ``--layer fc7`` for fc7) for every file.
 In Python:
 
   from shuffle_learn import embed
@@ -67,8 +68,10 @@ def fit_length(audio: np.ndarray, num_samples: int) -> np.ndarray:
   return np.pad(audio, (0, num_samples - len(audio)))
 
 
-def load_embedder(workdir: str, step: int | None = None):
-  """A function from audio ``(batch, samples)`` at 16 kHz to fc7 embeddings ``(batch, d)``.
+def load_embedder(workdir: str, step: int | None = None, layer: str = "conv"):
+  """A function from audio ``(batch, samples)`` at 16 kHz to embeddings ``(batch, d)``.
+
+  ``layer`` is ``"conv"`` (`CFN.conv_embed`, what the main job probes) or ``"fc7"``.
 
   Audio is cut or zero-padded to the config's clip. The function has the
   attributes ``num_samples``, ``step`` and ``config``.
@@ -77,7 +80,7 @@ def load_embedder(workdir: str, step: int | None = None):
   from shuffle_learn.evaluators import embeddings  # pylint: disable=g-import-not-at-top
   config, params, step = train.load_checkpoint(workdir, step)
   experiment = train.build(config)
-  embed = embeddings.cfn_embedder(experiment, params)
+  embed = embeddings.cfn_embedder(experiment, params, layer)
   num_samples = experiment.num_samples
 
   def embedder(audio) -> np.ndarray:
@@ -100,6 +103,8 @@ def main(argv=None) -> int:
   parser.add_argument("--checkpoint", required=True, help="a training workdir (shuffle_learn.train --workdir)")
   parser.add_argument("--step", type=int, default=None, help="a checkpointed step; the latest by default")
   parser.add_argument("--out", default=".", help="directory for the .npy files")
+  parser.add_argument("--layer", default="conv", choices=("conv", "fc7"),
+                      help="conv: pooled convolutional features (what the main job probes); fc7")
   parser.add_argument("audio", nargs="+", help="16 kHz WAV files")
   args = parser.parse_args(argv)
   # Read every file first: a bad one fails before anything is written.
@@ -107,7 +112,7 @@ def main(argv=None) -> int:
   stems = [os.path.splitext(os.path.basename(p))[0] for p in args.audio]
   if len(set(stems)) != len(stems):
     raise SystemExit("error: two input files share a name; embed them into different --out directories.")
-  embedder = load_embedder(args.checkpoint, args.step)
+  embedder = load_embedder(args.checkpoint, args.step, args.layer)
   os.makedirs(args.out, exist_ok=True)
   for path, stem, samples in zip(args.audio, stems, audio):
     vector = embedder(samples)[0]

@@ -72,6 +72,8 @@ def test_output_shapes(size, shape, num_outputs):
   out = jax.eval_shape(lambda p, x: model.apply(p, x, train=False), params, x)
   emb = jax.eval_shape(lambda p, x: model.apply(p, x, method=CFN.embed), params, x)
   feats = jax.eval_shape(lambda p, x: model.apply(p, x, method=CFN.patch_features), params, x)
+  conv = jax.eval_shape(lambda p, x: model.apply(p, x, method=CFN.conv_embed), params, x)
+  assert conv.shape == (32, shape[0] * 2 * size.conv_features[-1])
   assert out.shape == (32, num_outputs)
   assert emb.shape == (32, size.embedding)
   assert feats.shape == (32, shape[0], size.patch_features)
@@ -113,6 +115,13 @@ def test_feature_map_shapes():
   assert cfn.PAPER.feature_map_shape(3, 398) is None
   assert cfn.SMALL.feature_map_shape(51, 398) == (1, 12)
   assert cfn.SMALL.min_patch_shape() == (4, 4)
+  # Strides along time only in the first convolution: 6 mel bins stay 6 rows.
+  assert cfn.SMALL_BANDS.min_patch_shape() == (1, 4)
+  assert cfn.SMALL_BANDS.feature_map_shape(6, 100) == (1, 3)
+  assert cfn.SMALL.feature_map_shape(6, 100) == (1, 3)
+  assert cfn.SMALL_BANDS.feature_map_shape(2, 100) == (1, 3)
+  assert cfn.SMALL.feature_map_shape(2, 100) is None
+  assert cfn.SMALL_BANDS.feature_map_shape(6, 3) is None
 
 
 # Shared weights.
@@ -156,9 +165,35 @@ def test_backbone_equals_alexnet_on_each_patch(rng):
   params = init(model, x)
   feats = apply(model, params, x, method=CFN.patch_features)
   backbone = {"params": params["params"]["backbone"]}
+  conv = apply(model, params, x, method=CFN.conv_embed).reshape(2, 4, -1)
   for j in range(4):
-    one = cfn.AlexNet(TINY).apply(backbone, x[:, j, :, :, None])
+    one, one_conv = cfn.AlexNet(TINY).apply(backbone, x[:, j, :, :, None])
     np.testing.assert_allclose(feats[:, j], one, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(conv[:, j], one_conv, rtol=1e-5, atol=1e-6)
+
+
+def test_conv_embed_is_the_pooled_last_convolution(rng):
+  # An independent forward pass with lax.conv_general_dilated and
+  # lax.reduce_window, from the parameters alone.
+  model = CFN(TINY, num_outputs=4, normalize_patches=False)
+  x = jnp.asarray(rng.normal(size=(3, 4, 8, 12)), jnp.float32)
+  params = init(model, x)
+  out = apply(model, params, x, method=CFN.conv_embed)
+  assert out.shape == (3, 4 * 2 * TINY.conv_features[-1])
+  p = params["params"]["backbone"]
+  h = x.reshape(12, 8, 12, 1)
+  for i, stride in enumerate(TINY.strides):  # Strides 2 then 1, a pool after the first only.
+    h = jax.lax.conv_general_dilated(h, p[f"Conv_{i}"]["kernel"], (stride, stride), "SAME",
+                                     dimension_numbers=("NHWC", "HWIO", "NHWC")) + p[f"Conv_{i}"]["bias"]
+    h = jnp.maximum(h, 0)
+    if i == 0:
+      h = jax.lax.reduce_window(h, -jnp.inf, jax.lax.max, (1, 2, 2, 1), (1, 2, 2, 1), "VALID")
+  expected = jnp.concatenate([h.mean(axis=(1, 2)), h.max(axis=(1, 2))], -1).reshape(3, -1)
+  np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
+  # Unlike fc7, the features of patch j depend on patch j only.
+  x2 = x.at[:, 1].set(0.0)
+  out2 = apply(model, params, x2, method=CFN.conv_embed).reshape(3, 4, -1)
+  np.testing.assert_array_equal(out2[:, [0, 2, 3]], out.reshape(3, 4, -1)[:, [0, 2, 3]])
 
 
 def test_head_scores_depend_on_the_slot(rng):

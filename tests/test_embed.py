@@ -56,7 +56,8 @@ def test_embedder_cuts_and_pads_to_the_clip(checkpoint, rng):
   assert n == 8000 and embedder.step == 2
   audio = rng.uniform(-0.5, 0.5, (2, n)).astype(np.float32)
   vectors = embedder(audio)
-  assert vectors.shape == (2, 64) and np.all(np.isfinite(vectors))
+  assert vectors.shape == (2, 4 * 2 * 16) and np.all(np.isfinite(vectors))  # 4 bands, mean and max of 16 maps.
+  assert embed.load_embedder(checkpoint, layer="fc7")(audio).shape == (2, 64)
   longer = np.concatenate([audio, rng.uniform(-0.5, 0.5, (2, 100)).astype(np.float32)], axis=1)
   np.testing.assert_array_equal(embedder(longer), vectors)  # Only the clip counts.
   short = audio[:, :n // 2]

@@ -58,12 +58,26 @@ def test_standardize_uses_the_train_statistics(rng):
   np.testing.assert_allclose(x[:, varying].std(axis=0), 1.0, rtol=1e-5)
   # The test set is moved by the TRAIN mean and std, not its own.
   mean, std = train_x[:, varying].mean(axis=0), train_x[:, varying].std(axis=0)
-  np.testing.assert_allclose(x_test[:, varying], (test_x[:, varying] - mean) / std, rtol=1e-5, atol=1e-5)
+  clipped = np.clip(test_x[:, varying], train_x[:, varying].min(axis=0), train_x[:, varying].max(axis=0))
+  np.testing.assert_allclose(x_test[:, varying], (clipped - mean) / std, rtol=1e-5, atol=1e-5)
   assert np.abs(x_test[:, varying].mean(axis=0)).max() > 0.1  # Not re-centred on its own mean.
   # The constant dimension is 0 everywhere, no NaN.
   assert np.all(np.isfinite(x)) and np.all(np.isfinite(x_test))
   np.testing.assert_array_equal(x[:, 2], 0.0)
   np.testing.assert_array_equal(x_test[:, 2], 0.0)
+
+
+def test_standardize_keeps_test_features_inside_the_train_range():
+  # A ReLU unit active on one train note in 1000: std 0.03; a test note with
+  # the unit at 50 would reach the head at 1,600 stds without the clip.
+  train_x = np.zeros((1000, 2))
+  train_x[:, 0] = np.linspace(-1, 1, 1000)
+  train_x[0, 1] = 1.0
+  test_x = np.array([[0.5, 50.0], [-3.0, 0.0]])
+  x, x_test = probes.standardize(train_x, test_x)
+  assert x_test.max(axis=0)[1] == pytest.approx(x.max(axis=0)[1])
+  assert x_test[1, 0] == pytest.approx(x[:, 0].min())  # Clipped to the train minimum.
+  assert x_test[0, 0] == pytest.approx((0.5 - train_x[:, 0].mean()) / train_x[:, 0].std(), rel=1e-5)
 
 
 # ----------------------------------------------------------------------------
@@ -257,19 +271,25 @@ def tiny_experiment():
   return experiment, experiment.init(0).params
 
 
-def test_cfn_embedder_is_the_fc7_embedding_of_the_first_samples(rng, tiny_experiment):
+@pytest.mark.parametrize("layer,method,dims", [("conv", cfn.CFN.conv_embed, 4 * 2 * 16), ("fc7", cfn.CFN.embed, 64)])
+def test_cfn_embedder_is_the_layer_of_the_first_samples(rng, tiny_experiment, layer, method, dims):
   experiment, params = tiny_experiment
   num_samples = experiment.num_samples
   audio = (0.1 * rng.standard_normal((3, num_samples))).astype(np.float32)
-  embed = embeddings.cfn_embedder(experiment, params)
+  embed = embeddings.cfn_embedder(experiment, params, layer)
   out = embed(audio)
-  assert out.shape == (3, cfn.TINY.embedding) == (3, 64)
-  expected = experiment.model.apply(params, experiment.inputs(jnp.asarray(audio)), method=cfn.CFN.embed)
+  assert out.shape == (3, dims)  # 4 bands x mean and max of 16 channels, or fc7.
+  expected = experiment.model.apply(params, experiment.inputs(jnp.asarray(audio)), method=method)
   np.testing.assert_allclose(out, np.asarray(expected), rtol=1e-5, atol=1e-6)
   assert np.abs(out).max() > 0  # Not trivially all zero after the ReLU.
   # Samples appended after the first num_samples change nothing.
   longer = np.c_[audio, rng.standard_normal((3, 500)).astype(np.float32)]
   np.testing.assert_array_equal(embed(longer), out)
+
+
+def test_cfn_embedder_rejects_an_unknown_layer(tiny_experiment):
+  with pytest.raises(ValueError, match="layer must be one of"):
+    embeddings.cfn_embedder(*tiny_experiment, "fc6")
 
 
 # ----------------------------------------------------------------------------

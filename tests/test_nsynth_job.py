@@ -56,6 +56,7 @@ def test_job_writes_table_plot_and_a_reusable_checkpoint(job):
   workdir, _ = job
   table = open(os.path.join(workdir, "results.md")).read()
   assert "| family_accuracy |" in table and "perturbed_fy" in table and "logmel_baseline" in table
+  assert table.count("| family_accuracy |") == 2 and "N = 16 labelled notes" in table and "N = 32 " in table
   assert os.path.getsize(os.path.join(workdir, "results.png")) > 1000
   assert os.listdir(os.path.join(workdir, "pretrain", "perturbed_fy", "checkpoints")) == ["20"]
 
@@ -91,3 +92,46 @@ def test_bad_job_config_fails_at_start(tmp_path, field, value, message):
   with pytest.raises(ValueError, match=message):
     nsynth.run(ml_collections.ConfigDict(values), str(tmp_path))
   assert not os.path.exists(os.path.join(tmp_path, "results.json"))
+
+
+def test_sweep_runs_the_job_per_point_and_summarizes(tmp_path):
+  config = tiny_job_config()
+  config.baselines = ("random_embedding",)
+  config.eval.n_train = (16,)
+  config.eval.tasks = ("family_accuracy", "pitch_mse")
+  config.sweep.fields = ("pretext.n_rows", "pretext.n_cols")
+  config.sweep.points = ((2, 1), (1, 2))
+  config.sweep.names = ("frequency", "time")
+  summary = nsynth.run(config, str(tmp_path))
+  assert list(summary["sweep"]) == ["frequency", "time"]
+  for name, (rows, cols) in zip(("frequency", "time"), ((2, 1), (1, 2))):
+    with open(tmp_path / name / "results.json") as f:
+      point = json.load(f)
+    assert point == json.loads(json.dumps(summary["sweep"][name]))
+    assert (point["config"]["pretrain"]["pretext"]["n_rows"], point["config"]["pretrain"]["pretext"]["n_cols"]) == (
+        rows, cols)
+    assert set(point["methods"]) == {"perturbed_fy", "random_embedding"}
+  # The random CFN of each point has its own number of patches: different embeddings.
+  assert (summary["sweep"]["frequency"]["methods"]["random_embedding"]["pitch_mse"]["values"] !=
+          summary["sweep"]["time"]["methods"]["random_embedding"]["pitch_mse"]["values"])
+  with open(tmp_path / "sweep.json") as f:
+    assert json.load(f)["fields"] == ["pretext.n_rows", "pretext.n_cols"]
+  table = (tmp_path / "sweep.md").read_text()
+  assert "| frequency |" in table and "| time |" in table and "perturbed_fy: pitch_mse" in table
+  assert (tmp_path / "sweep.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("sweep,message", [
+    ({"fields": ("pretext.bands",), "points": (2,)}, "'pretext.bands' is not a field"),
+    ({"fields": ("pretext.n_rows", "pretext.n_cols"), "points": ((2, 1), (3,))}, "every point needs 2 values"),
+    ({"fields": ("pretext.n_rows",), "points": (2, 3), "names": ("a", "a")}, "config.sweep.names"),
+    ({"fields": ("pretext.n_rows",), "points": (2,), "names": ("a/b",)}, "config.sweep.names"),
+    ({"fields": ("pretext.n_rows",), "points": ()}, "config.sweep.points is empty"),
+    ({"fields": ("pretext.n_rows",), "points": (2, 0)}, "point '0' gives a bad pre-training config: config.pretext"),
+])
+def test_bad_sweep_fails_at_start(tmp_path, sweep, message):
+  config = tiny_job_config().to_dict()
+  config["sweep"].update(sweep)
+  with pytest.raises(ValueError, match=message):
+    nsynth.run(ml_collections.ConfigDict(config), str(tmp_path))
+  assert os.listdir(tmp_path) == []

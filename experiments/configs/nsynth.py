@@ -15,6 +15,9 @@ Fields beside `pretrain` (the training config, every field of `default.py`):
   methods     pretext losses to pre-train and evaluate, each in its own run.
   baselines   among random_embedding, logmel_baseline, supervised.
   eval.*      the downstream protocol.
+  sweep.*     optional: fields of `pretrain` (dotted, e.g. "pretext.n_rows") and
+              a value per point (a tuple per point with several fields); the
+              whole job runs once per point, see `experiments.nsynth`.
 """
 
 from ml_collections import config_dict
@@ -33,6 +36,7 @@ def get_config() -> config_dict.ConfigDict:
   config.eval.seeds = 3                  # Seeds per N: the N notes drawn and the head's initialisation.
   config.eval.pool_examples = 5000       # Train notes the N are drawn from (embedded once).
   config.eval.test_examples = 2000       # Fixed test notes; 0 for the whole test split.
+  config.eval.embedding = "conv"         # CFN layer probed: "conv" (pooled conv features) or "fc7".
   config.eval.probe = "mlp"              # "mlp" (the paper's 3 layers) or "linear".
   config.eval.hidden = 256
   config.eval.epochs = 500               # Full-batch AdamW steps per head.
@@ -40,4 +44,8 @@ def get_config() -> config_dict.ConfigDict:
   config.eval.weight_decay = 1e-4
   config.eval.tasks = probes.TASKS
   config.eval.supervised_epochs = 30     # supervised baseline: epochs over the N notes.
+  config.sweep = config_dict.ConfigDict()
+  config.sweep.fields = ()               # e.g. ("pretext.n_rows", "pretext.n_cols").
+  config.sweep.points = ()               # e.g. ((10, 1), (1, 10)).
+  config.sweep.names = ()                # Names of the points (subdirectories); () for the values joined by "-".
   return config

@@ -3,8 +3,9 @@
 Three kinds, all from the same audio (the clip the pre-training config's front
 end uses):
 
-- `cfn_embedder`: the fc7 embedding (`CFN.embed`) of the unshuffled patches
-  (the identity permutation), from a checkpoint's parameters or, for the
+- `cfn_embedder`: the pooled convolutional features (`CFN.conv_embed`, the
+  default) or the fc7 embedding (`CFN.embed`) of the unshuffled patches (the
+  identity permutation), from a checkpoint's parameters or, for the
   ``random_embedding`` baseline, from the untrained initialisation;
 - `logmel_embedder`: the ``logmel_baseline``: the mean and the standard
   deviation over time of every log-mel band (2 x 64 numbers).
@@ -32,12 +33,24 @@ from shuffle_learn.models import cfn
 LABEL_KEYS = ("pitch", "velocity", "instrument/label", "instrument/family", "instrument/source")
 
 
-def cfn_embedder(experiment, params) -> Callable[[np.ndarray], np.ndarray]:
-  """Audio ``(batch, samples)`` -> fc7 ``(batch, embedding)`` of the experiment's CFN."""
+# The CFN layers an embedding can be read from (`cfn_embedder`'s ``layer``).
+LAYERS = {"conv": cfn.CFN.conv_embed, "fc7": cfn.CFN.embed}
+
+
+def cfn_embedder(experiment, params, layer: str = "conv") -> Callable[[np.ndarray], np.ndarray]:
+  """Audio ``(batch, samples)`` -> the embedding ``(batch, d)`` of the experiment's CFN.
+
+  Args:
+    experiment: a `train.Experiment` (its model and front end).
+    params: the CFN's variables.
+    layer: ``"conv"`` (`CFN.conv_embed`) or ``"fc7"`` (`CFN.embed`).
+  """
+  if layer not in LAYERS:
+    raise ValueError(f"layer must be one of {tuple(LAYERS)}, got {layer!r}.")
 
   @jax.jit
   def embed(audio):
-    return experiment.model.apply(params, experiment.inputs(audio), method=cfn.CFN.embed)
+    return experiment.model.apply(params, experiment.inputs(audio), method=LAYERS[layer])
 
   return lambda audio: np.asarray(embed(jnp.asarray(audio[:, :experiment.num_samples], jnp.float32)))
 

@@ -87,7 +87,15 @@ class ProbeConfig:
 
 
 def standardize(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-  """Both sets scaled with the train set's per-dimension mean and std (constant dimensions kept at 0)."""
+  """Both sets scaled with the train set's per-dimension mean and std (constant dimensions kept at 0).
+
+  The test set is first clipped to the train set's per-dimension range: a unit
+  that is almost always 0 on the train notes (a rarely active ReLU) has a tiny
+  std, and a test note that activates it strongly would otherwise reach the
+  head at hundreds of stds, far outside anything it was fitted on, and get an
+  arbitrary prediction (pitch errors of thousands of semitones squared).
+  """
+  test = np.clip(test, train.min(axis=0), train.max(axis=0))
   mean = train.mean(axis=0)
   std = train.std(axis=0)
   std = np.where(std > 0, std, 1.0)

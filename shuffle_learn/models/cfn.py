@@ -16,8 +16,10 @@ al. 2021 use it on spectrogram patches (frequency bands, time frames or tiles):
 ``num_outputs`` is ``n`` for the ranking objectives (one score per slot, whose
 ascending ranks should be ``perm + 1``, see `shuffle_learn.data.permutations`)
 or ``k`` for the fixed-permutation classification baseline (one logit per
-permutation of the set). `CFN.embed` returns the fc7 activation used
-downstream; feed it unshuffled patches (the identity permutation).
+permutation of the set). `CFN.embed` returns the fc7 activation and
+`CFN.conv_embed` the pooled last-convolution features of every patch, the
+embedding we probe downstream (see its docstring); feed them unshuffled
+patches (the identity permutation).
 
 Slot-specific scores: the patch features are concatenated in slot order, so the
 head sees which slot each feature came from and can output slot-specific
@@ -91,7 +93,8 @@ class CFNSize:
   Attributes:
     conv_features: output channels of each convolution.
     kernel_sizes: square kernel size of each convolution.
-    strides: stride of each convolution ('SAME' padding).
+    strides: stride of each convolution ('SAME' padding): an integer (the same
+      along height and width) or a ``(height, width)`` pair.
     pool_after: whether a max-pool follows each convolution.
     pool_window: max-pool window; shrunk per axis to the feature map's size.
     pool_stride: max-pool stride; shrunk per axis to the feature map's size.
@@ -116,10 +119,15 @@ class CFNSize:
     num_layers = len(self.conv_features)
     if num_layers < 1:
       raise ValueError(f"conv_features must have at least one layer, got {self.conv_features!r}.")
-    for name in ("conv_features", "kernel_sizes", "strides"):
+    for name in ("conv_features", "kernel_sizes"):
       value = getattr(self, name)
       if len(value) != num_layers or not all(_is_int(v) and v >= 1 for v in value):
         raise ValueError(f"{name} must be {num_layers} integers >= 1 (one per convolution), got {value!r}.")
+    if len(self.strides) != num_layers or not all(
+        (_is_int(v) and v >= 1) or (isinstance(v, tuple) and len(v) == 2 and all(_is_int(u) and u >= 1 for u in v))
+        for v in self.strides):
+      raise ValueError(f"strides must be {num_layers} integers >= 1 or (height, width) pairs of them "
+                       f"(one per convolution), got {self.strides!r}.")
     if len(self.pool_after) != num_layers or not all(isinstance(v, bool) for v in self.pool_after):
       raise ValueError(f"pool_after must be {num_layers} bools (one per convolution), got {self.pool_after!r}.")
     for name in ("pool_window", "pool_stride", "patch_features", "embedding"):
@@ -129,13 +137,17 @@ class CFNSize:
     if not 0.0 <= self.dropout_rate < 1.0:
       raise ValueError(f"dropout_rate must be in [0, 1), got {self.dropout_rate!r}.")
 
+  def stride_pairs(self) -> tuple[tuple[int, int], ...]:
+    """The strides as ``(height, width)`` pairs."""
+    return tuple(s if isinstance(s, tuple) else (s, s) for s in self.strides)
+
   def feature_map_shape(self, height: int, width: int) -> Optional[tuple[int, int]]:
     """Spatial shape after the convolution stack, or None if the patch is too small."""
     shape = [height, width]
-    if min(shape) < self.min_patch_shape()[0]:
+    if any(s < m for s, m in zip(shape, self.min_patch_shape())):
       return None
-    for stride, pool in zip(self.strides, self.pool_after):
-      shape = [-(-s // stride) for s in shape]  # 'SAME': ceil(s / stride).
+    for stride, pool in zip(self.stride_pairs(), self.pool_after):
+      shape = [-(-s // st) for s, st in zip(shape, stride)]  # 'SAME': ceil(s / stride).
       if pool:
         shape = [(s - min(self.pool_window, s)) // min(self.pool_stride, s) + 1 for s in shape]
     return shape[0], shape[1]
@@ -146,10 +158,10 @@ class CFNSize:
     A smaller patch would leave strided convolutions with fewer pixels than
     their stride, so that they no longer downsample but only pad.
     """
-    side = 1
-    for stride in self.strides:
-      side *= stride
-    return side, side
+    height = width = 1
+    for stride_h, stride_w in self.stride_pairs():
+      height, width = height * stride_h, width * stride_w
+    return height, width
 
 
 PAPER = CFNSize(
@@ -178,6 +190,12 @@ SMALL = CFNSize(
     layer_norm=False,
 )
 
+# SMALL for thin frequency bands (a few mel bins tall): the first convolution
+# strides along time only, so that the frequency detail inside a band (the
+# spacing of harmonics, which tells both the band's position and the pitch)
+# reaches the second convolution instead of being subsampled 4x.
+SMALL_BANDS = dataclasses.replace(SMALL, strides=((1, 4), 1, 1))
+
 # For tests and the tiny config: two convolutions, compiles and runs in moments.
 TINY = CFNSize(
     conv_features=(8, 16),
@@ -193,7 +211,7 @@ TINY = CFNSize(
 )
 
 # The presets by the name used in configs (``model.size``).
-SIZES = {"tiny": TINY, "small": SMALL, "paper": PAPER}
+SIZES = {"tiny": TINY, "small": SMALL, "small_bands": SMALL_BANDS, "paper": PAPER}
 
 
 class AlexNet(nn.Module):
@@ -206,7 +224,7 @@ class AlexNet(nn.Module):
   size: CFNSize
 
   @nn.compact
-  def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+  def __call__(self, x: jax.Array, train: bool = False) -> tuple[jax.Array, jax.Array]:
     """Maps patches to features.
 
     Args:
@@ -214,26 +232,32 @@ class AlexNet(nn.Module):
       train: apply dropout (needs a ``'dropout'`` rng).
 
     Returns:
-      ``(batch, size.patch_features)``, after fc6, ReLU and dropout.
+      ``(fc6, conv)``: ``(batch, size.patch_features)`` after fc6, ReLU and
+      dropout; and ``(batch, 2 * size.conv_features[-1])``, the last
+      convolution's activation (after its ReLU, before its pool) averaged and
+      maxed over the patch's positions.
     """
     size = self.size
     if size.feature_map_shape(x.shape[-3], x.shape[-2]) is None:
       raise ValueError(
           f"x: patches of shape {x.shape[-3:-1]} are too small for size.strides {size.strides}; "
-          f"each axis needs at least {size.min_patch_shape()[0]} pixels (the product of the strides).")
-    for features, kernel, stride, pool in zip(size.conv_features, size.kernel_sizes, size.strides, size.pool_after):
-      x = nn.Conv(features, (kernel, kernel), strides=(stride, stride), padding="SAME",
+          f"(height, width) needs at least {size.min_patch_shape()} pixels (the product of the strides).")
+    for features, kernel, stride, pool in zip(size.conv_features, size.kernel_sizes, size.stride_pairs(),
+                                              size.pool_after):
+      x = nn.Conv(features, (kernel, kernel), strides=stride, padding="SAME",
                   kernel_init=nn.initializers.he_normal())(x)
       if size.layer_norm:
         x = nn.LayerNorm()(x)
       x = nn.relu(x)
+      conv = x  # After the loop: the last convolution's map, before its pool.
       if pool:
         window = tuple(min(size.pool_window, s) for s in x.shape[-3:-1])
         strides = tuple(min(size.pool_stride, s) for s in x.shape[-3:-1])
         x = nn.max_pool(x, window, strides=strides, padding="VALID")
+    conv = jnp.concatenate([conv.mean(axis=(-3, -2)), conv.max(axis=(-3, -2))], axis=-1)
     x = x.reshape(x.shape[:-3] + (-1,))  # (batch, h * w * c)
     x = nn.relu(nn.Dense(size.patch_features, kernel_init=nn.initializers.he_normal(), name="fc6")(x))
-    return nn.Dropout(size.dropout_rate, deterministic=not train)(x)
+    return nn.Dropout(size.dropout_rate, deterministic=not train)(x), conv
 
 
 def normalize_patches(x: jax.Array) -> jax.Array:
@@ -269,6 +293,8 @@ class CFN(nn.Module):
     (32, 10)
     >>> model.apply(params, x, method=CFN.embed).shape   # fc7
     (32, 256)
+    >>> model.apply(params, x, method=CFN.conv_embed).shape  # pooled conv3
+    (32, 1280)
   """
 
   size: CFNSize = SMALL
@@ -321,7 +347,28 @@ class CFN(nn.Module):
       ``(batch, n, size.patch_features)``; feature ``[:, j]`` depends on patch
       ``j`` only.
     """
-    return self.backbone(self._prepare(x), train)
+    return self.backbone(self._prepare(x), train)[0]
+
+  def conv_embed(self, x: jax.Array) -> jax.Array:
+    """The convolutional embedding: every patch's last-convolution map, averaged and maxed over positions.
+
+    The downstream embedding for ranking pretext tasks. fc7 (`embed`) is
+    trained to tell which slot holds which patch; on unshuffled input it
+    tends to the same answer (the identity) for every note, and the head
+    loses what distinguishes notes. The convolutional features are what the
+    backbone learnt to recognise in a patch (harmonic spacing, onsets,
+    spectral texture) and stay note-specific.
+
+    Args:
+      x: ``(batch, n, height, width)`` or ``(batch, n, height, width, channels)``,
+        unshuffled.
+
+    Returns:
+      ``(batch, n * 2 * size.conv_features[-1])``: per patch in slot order,
+      the mean then the max of each channel.
+    """
+    conv = self.backbone(self._prepare(x), False)[1]  # (batch, n, 2 * c)
+    return conv.reshape(conv.shape[0], -1)
 
   def embed(self, x: jax.Array, *, train: bool = False) -> jax.Array:
     """The fc7 embedding of the patches in the order given.

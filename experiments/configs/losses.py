@@ -1,0 +1,25 @@
+"""The papers' Table I, Tables 5 and 6 and Fig. 2: every pretext loss and every baseline at N = 500, 1000, 5000.
+
+Command:
+  python -m experiments.nsynth --config experiments/configs/losses.py --workdir results/losses
+
+Pre-trains the default CFN (`default.py`, 10 frequency bands) with each of the
+four losses (Perturbed F-Y, Fast Soft Ranking, MSE, and Fixed Permutation: a
+classification over 100 permutations, as in the papers' Table I), then probes
+each embedding, the untrained CFN, log-mel statistics and the CFN trained
+from scratch on the labels (`supervised`) with N = 1000 (Table I), 500
+(Table 5) and 5000 (Table 6) labelled notes, 3 seeds each; results.png plots
+every task against N (Fig. 2). The pool the N notes are drawn from holds
+6,000 notes, so that the 5000 differ between seeds.
+"""
+
+from experiments.configs import nsynth
+
+
+def get_config():
+  config = nsynth.get_config()
+  config.methods = ("perturbed_fy", "fast_soft_rank", "mse", "fixed_permutation")
+  config.baselines = ("random_embedding", "logmel_baseline", "supervised")
+  config.eval.n_train = (1000, 500, 5000)
+  config.eval.pool_examples = 6000
+  return config
