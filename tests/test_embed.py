@@ -1,6 +1,5 @@
 """Tests of `shuffle_learn.embed`: WAV reading, the CLI and the Python embedder."""
 
-import os
 import wave
 
 import numpy as np

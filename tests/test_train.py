@@ -1,6 +1,5 @@
 """Tests of pre-training: end to end, data parallel, exact resume, bad configs."""
 
-import json
 import os
 import signal
 import subprocess
