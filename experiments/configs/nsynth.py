@@ -5,7 +5,8 @@ Command:
 
 Pre-trains the default CFN config (`default.py`: 10 frequency bands of a
 64-bin log-mel of each note's first second, `perturbed_fy`), then trains the
-paper's 3-layer MLP on N = 1000 labelled train notes (3 seeds: the subset and
+paper's 3-layer MLP, on the pooled convolutional features of the CFN
+(`CFN.conv_embed`), with N = 1000 labelled train notes (3 seeds: the subset and
 the head's initialisation) and scores it on 2,000 fixed test notes, against
 the same CFN untrained (`random_embedding`) and log-mel statistics
 (`logmel_baseline`). Runtime and results: see the README (measured on the
