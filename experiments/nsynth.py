@@ -265,18 +265,31 @@ def markdown(results: dict, tasks) -> str:
   return "\n".join(lines) + "\n"
 
 
+def task_axes(tasks):
+  """A figure with one panel per task, drawn off-screen."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  return plt.subplots(1, len(tasks), figsize=(3.2 * len(tasks), 3.2), squeeze=False)
+
+
+def save_figure(fig, axes, path: str) -> None:
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  axes[0][0].legend(fontsize=7)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+
+
 def write_results(workdir: str, results: dict, tasks) -> None:
   with open(os.path.join(workdir, "results.json"), "w") as f:
     json.dump(results, f, indent=2)
   with open(os.path.join(workdir, "results.md"), "w") as f:
     f.write(markdown(results, tasks))
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
   by_n = results.get("by_n_train") or {str(results["n_train"]): results["methods"]}
   ns = sorted(by_n, key=int)
   methods = list(results["methods"])
-  fig, axes = plt.subplots(1, len(tasks), figsize=(3.2 * len(tasks), 3.2), squeeze=False)
+  fig, axes = task_axes(tasks)
   for ax, task in zip(axes[0], tasks):
     for i, method in enumerate(methods):
       means = [by_n[n][method][task]["mean"] for n in ns if method in by_n[n]]
@@ -290,10 +303,7 @@ def write_results(workdir: str, results: dict, tasks) -> None:
         ax.bar(i, means[0], yerr=stds[0], capsize=3, label=method)
         ax.set_xticks([])
     ax.set_title(task, fontsize=9)
-  axes[0][0].legend(fontsize=7)
-  fig.tight_layout()
-  fig.savefig(os.path.join(workdir, "results.png"), dpi=110)
-  plt.close(fig)
+  save_figure(fig, axes, os.path.join(workdir, "results.png"))
 
 
 def sweep_markdown(summary: dict, tasks) -> str:
@@ -317,12 +327,9 @@ def write_sweep(workdir: str, summary: dict, tasks) -> None:
     json.dump(summary, f, indent=2)
   with open(os.path.join(workdir, "sweep.md"), "w") as f:
     f.write(sweep_markdown(summary, tasks))
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
   points = list(summary["sweep"])
   methods = list(next(iter(summary["sweep"].values()))["methods"])
-  fig, axes = plt.subplots(1, len(tasks), figsize=(3.2 * len(tasks), 3.2), squeeze=False)
+  fig, axes = task_axes(tasks)
   for ax, task in zip(axes[0], tasks):
     for method in methods:
       means = [summary["sweep"][p]["methods"][method][task]["mean"] for p in points]
@@ -331,10 +338,7 @@ def write_sweep(workdir: str, summary: dict, tasks) -> None:
     ax.set_xticks(range(len(points)), points, fontsize=7, rotation=45 if len(points) > 6 else 0)
     ax.set_xlabel(", ".join(f.split(".")[-1] for f in summary["fields"]), fontsize=8)
     ax.set_title(task, fontsize=9)
-  axes[0][0].legend(fontsize=7)
-  fig.tight_layout()
-  fig.savefig(os.path.join(workdir, "sweep.png"), dpi=110)
-  plt.close(fig)
+  save_figure(fig, axes, os.path.join(workdir, "sweep.png"))
 
 
 def main(argv) -> None:
