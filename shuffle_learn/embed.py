@@ -71,7 +71,8 @@ def fit_length(audio: np.ndarray, num_samples: int) -> np.ndarray:
 def load_embedder(workdir: str, step: int | None = None, layer: str = "conv"):
   """A function from audio ``(batch, samples)`` at 16 kHz to embeddings ``(batch, d)``.
 
-  ``layer`` is ``"conv"`` (`CFN.conv_embed`, what the main job probes) or ``"fc7"``.
+  ``layer`` is ``"conv"`` (`CFN.conv_embed`, what the main job probes), ``"fc6"`` (`CFN.fc6_embed`) or
+  ``"fc7"`` (`CFN.embed`).
 
   Audio is cut or zero-padded to the config's clip. The function has the
   attributes ``num_samples``, ``step`` and ``config``.
@@ -103,8 +104,8 @@ def main(argv=None) -> int:
   parser.add_argument("--checkpoint", required=True, help="a training workdir (shuffle_learn.train --workdir)")
   parser.add_argument("--step", type=int, default=None, help="a checkpointed step; the latest by default")
   parser.add_argument("--out", default=".", help="directory for the .npy files")
-  parser.add_argument("--layer", default="conv", choices=("conv", "fc7"),
-                      help="conv: pooled convolutional features (what the main job probes); fc7")
+  parser.add_argument("--layer", default="conv", choices=("conv", "fc6", "fc7"),
+                      help="conv: pooled convolutional features (what the main job probes); fc6 per patch; fc7")
   parser.add_argument("audio", nargs="+", help="16 kHz WAV files")
   args = parser.parse_args(argv)
   # Read every file first: a bad one fails before anything is written.

@@ -70,6 +70,11 @@ RESUMABLE_FIELDS = frozenset({
     "train.num_steps", "train.log_every", "train.eval_every", "train.checkpoint_every", "train.keep_checkpoints",
     "train.async_checkpoints", "train.progress", "data.num_threads", "data.worker_count", "data.prefetch",
 })
+# Pretext fields only some losses read: a run of another loss may change them.
+LOSS_FIELDS = {
+    "pretext.num_samples": "perturbed_fy", "pretext.sigma": "perturbed_fy",
+    "pretext.regularization_strength": "fast_soft_rank", "pretext.num_permutations": "fixed_permutation",
+}
 
 
 # ----------------------------------------------------------------------------
@@ -469,15 +474,21 @@ def _flat(config) -> dict[str, Any]:
 
 
 def _check_resumable(workdir: str, config) -> None:
-  """A workdir holds one run: its saved config must match except `RESUMABLE_FIELDS`."""
+  """A workdir holds one run: its saved config must match except `RESUMABLE_FIELDS`.
+
+  Fields of `LOSS_FIELDS` that the run's loss does not read may differ too
+  (a ``fast_soft_rank`` run is the same run whatever ``pretext.sigma`` says).
+  """
   path = os.path.join(workdir, CONFIG_FILE)
   if not os.path.exists(path):
     return
   with open(path) as f:
     saved = _flat(json.load(f))
   current = _flat(config)
+  unread = {k for k, loss in LOSS_FIELDS.items()
+            if saved.get("pretext.loss") == current.get("pretext.loss") != loss}
   changed = sorted(k for k in saved.keys() | current.keys()
-                   if k not in RESUMABLE_FIELDS and saved.get(k) != current.get(k))
+                   if k not in RESUMABLE_FIELDS | unread and saved.get(k) != current.get(k))
   if changed:
     details = ", ".join(f"config.{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in changed)
     raise ValueError(f"{workdir} holds a run with another config ({details}); use a new workdir.")

@@ -190,6 +190,9 @@ def test_conv_embed_is_the_pooled_last_convolution(rng):
       h = jax.lax.reduce_window(h, -jnp.inf, jax.lax.max, (1, 2, 2, 1), (1, 2, 2, 1), "VALID")
   expected = jnp.concatenate([h.mean(axis=(1, 2)), h.max(axis=(1, 2))], -1).reshape(3, -1)
   np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
+  # fc6: the flattened map (no pool after the last convolution) through fc6 and a ReLU, slot order.
+  fc6 = jnp.maximum(h.reshape(12, -1) @ p["fc6"]["kernel"] + p["fc6"]["bias"], 0).reshape(3, -1)
+  np.testing.assert_allclose(apply(model, params, x, method=CFN.fc6_embed), fc6, rtol=1e-5, atol=1e-5)
   # Unlike fc7, the features of patch j depend on patch j only.
   x2 = x.at[:, 1].set(0.0)
   out2 = apply(model, params, x2, method=CFN.conv_embed).reshape(3, 4, -1)

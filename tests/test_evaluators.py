@@ -271,14 +271,16 @@ def tiny_experiment():
   return experiment, experiment.init(0).params
 
 
-@pytest.mark.parametrize("layer,method,dims", [("conv", cfn.CFN.conv_embed, 4 * 2 * 16), ("fc7", cfn.CFN.embed, 64)])
+@pytest.mark.parametrize("layer,method,dims", [("conv", cfn.CFN.conv_embed, 4 * 2 * 16),
+                                              ("fc6", cfn.CFN.fc6_embed, 4 * 32),
+                                              ("fc7", cfn.CFN.embed, 64)])
 def test_cfn_embedder_is_the_layer_of_the_first_samples(rng, tiny_experiment, layer, method, dims):
   experiment, params = tiny_experiment
   num_samples = experiment.num_samples
   audio = (0.1 * rng.standard_normal((3, num_samples))).astype(np.float32)
   embed = embeddings.cfn_embedder(experiment, params, layer)
   out = embed(audio)
-  assert out.shape == (3, dims)  # 4 bands x mean and max of 16 channels, or fc7.
+  assert out.shape == (3, dims)  # 4 bands x (mean and max of 16 channels, or fc6), or fc7.
   expected = experiment.model.apply(params, experiment.inputs(jnp.asarray(audio)), method=method)
   np.testing.assert_allclose(out, np.asarray(expected), rtol=1e-5, atol=1e-6)
   assert np.abs(out).max() > 0  # Not trivially all zero after the ReLU.
@@ -289,7 +291,7 @@ def test_cfn_embedder_is_the_layer_of_the_first_samples(rng, tiny_experiment, la
 
 def test_cfn_embedder_rejects_an_unknown_layer(tiny_experiment):
   with pytest.raises(ValueError, match="layer must be one of"):
-    embeddings.cfn_embedder(*tiny_experiment, "fc6")
+    embeddings.cfn_embedder(*tiny_experiment, "fc8")
 
 
 # ----------------------------------------------------------------------------

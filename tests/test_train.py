@@ -149,6 +149,17 @@ def test_a_workdir_refuses_another_config(tmp_path):
     train.train_and_evaluate(other, str(tmp_path))
   # More steps is a continuation, not another run.
   assert train.train_and_evaluate(tiny_config(train__num_steps=3, train__eval_every=2), str(tmp_path))["step"] == 3
+  # perturbed_fy reads sigma; fast_soft_rank does not, so its run may be reused under another sigma.
+  with pytest.raises(ValueError, match=r"config.pretext.sigma: [0-9.]+ -> 0.25"):
+    train.train_and_evaluate(tiny_config(train__num_steps=3, train__eval_every=2, pretext__sigma=0.25), str(tmp_path))
+  soft = str(tmp_path / "soft")
+  config = tiny_config(train__num_steps=2, train__eval_every=2, pretext__loss="fast_soft_rank")
+  train.train_and_evaluate(config, soft)
+  assert train.train_and_evaluate(tiny_config(train__num_steps=2, train__eval_every=2, pretext__loss="fast_soft_rank",
+                                              pretext__sigma=0.25), soft)["step"] == 2
+  with pytest.raises(ValueError, match=r"config.pretext.regularization_strength: 1.0 -> 0.5"):
+    train.train_and_evaluate(tiny_config(train__num_steps=2, train__eval_every=2, pretext__loss="fast_soft_rank",
+                                         pretext__regularization_strength=0.5), soft)
 
 
 BAD_VALUES = [

@@ -37,7 +37,7 @@ def get_config() -> config_dict.ConfigDict:
   config.eval.seeds = 3                  # Seeds per N: the N notes drawn and the head's initialisation.
   config.eval.pool_examples = 5000       # Train notes the N are drawn from (embedded once).
   config.eval.test_examples = 2000       # Fixed test notes; 0 for the whole test split.
-  config.eval.embedding = "conv"         # CFN layer probed: "conv" (pooled conv features) or "fc7".
+  config.eval.embedding = "conv"         # CFN layer probed: "conv" (pooled conv features), "fc6" or "fc7".
   config.eval.probe = "mlp"              # "mlp" (the paper's 3 layers) or "linear".
   config.eval.hidden = 256
   config.eval.epochs = 500               # Full-batch AdamW steps per head.

@@ -25,6 +25,8 @@ def get_config():
   config.features.seconds = 4.0
   config.features.normalization = "none"
   config.pretext.loss = "perturbed_fy"
+  config.pretext.num_samples = 10
+  config.pretext.sigma = 0.1
   config.pretext.n_rows = 10
   config.pretext.n_cols = 1
   config.model.size = "paper"

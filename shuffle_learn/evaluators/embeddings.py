@@ -34,7 +34,7 @@ LABEL_KEYS = ("pitch", "velocity", "instrument/label", "instrument/family", "ins
 
 
 # The CFN layers an embedding can be read from (`cfn_embedder`'s ``layer``).
-LAYERS = {"conv": cfn.CFN.conv_embed, "fc7": cfn.CFN.embed}
+LAYERS = {"conv": cfn.CFN.conv_embed, "fc6": cfn.CFN.fc6_embed, "fc7": cfn.CFN.embed}
 
 
 def cfn_embedder(experiment, params, layer: str = "conv") -> Callable[[np.ndarray], np.ndarray]:
@@ -43,7 +43,7 @@ def cfn_embedder(experiment, params, layer: str = "conv") -> Callable[[np.ndarra
   Args:
     experiment: a `train.Experiment` (its model and front end).
     params: the CFN's variables.
-    layer: ``"conv"`` (`CFN.conv_embed`) or ``"fc7"`` (`CFN.embed`).
+    layer: ``"conv"`` (`CFN.conv_embed`), ``"fc6"`` (`CFN.fc6_embed`) or ``"fc7"`` (`CFN.embed`).
   """
   if layer not in LAYERS:
     raise ValueError(f"layer must be one of {tuple(LAYERS)}, got {layer!r}.")

@@ -370,6 +370,16 @@ class CFN(nn.Module):
     conv = self.backbone(self._prepare(x), False)[1]  # (batch, n, 2 * c)
     return conv.reshape(conv.shape[0], -1)
 
+  def fc6_embed(self, x: jax.Array) -> jax.Array:
+    """Every patch's fc6 features (after ReLU), concatenated in slot order: ``(batch, n * size.patch_features)``.
+
+    Context free like `conv_embed` (feature block ``j`` depends on patch ``j``
+    only), but after the backbone's dense layer, which sees the whole
+    flattened feature map and so keeps where in the patch things happen.
+    """
+    features = self.patch_features(x)
+    return features.reshape(features.shape[0], -1)
+
   def embed(self, x: jax.Array, *, train: bool = False) -> jax.Array:
     """The fc7 embedding of the patches in the order given.
 
