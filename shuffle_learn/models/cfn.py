@@ -370,14 +370,14 @@ class CFN(nn.Module):
     conv = self.backbone(self._prepare(x), False)[1]  # (batch, n, 2 * c)
     return conv.reshape(conv.shape[0], -1)
 
-  def fc6_embed(self, x: jax.Array) -> jax.Array:
+  def fc6_embed(self, x: jax.Array, *, train: bool = False) -> jax.Array:
     """Every patch's fc6 features (after ReLU), concatenated in slot order: ``(batch, n * size.patch_features)``.
 
     Context free like `conv_embed` (feature block ``j`` depends on patch ``j``
     only), but after the backbone's dense layer, which sees the whole
     flattened feature map and so keeps where in the patch things happen.
     """
-    features = self.patch_features(x)
+    features = self.patch_features(x, train=train)
     return features.reshape(features.shape[0], -1)
 
   def embed(self, x: jax.Array, *, train: bool = False) -> jax.Array:
@@ -391,9 +391,7 @@ class CFN(nn.Module):
     Returns:
       ``(batch, size.embedding)``: fc7 after ReLU (before its dropout).
     """
-    features = self.patch_features(x, train=train)  # (batch, n, f)
-    features = features.reshape(features.shape[0], -1)  # (batch, n * f), slot order
-    return nn.relu(self.fc7(features))
+    return nn.relu(self.fc7(self.fc6_embed(x, train=train)))  # fc7 on (batch, n * f), slot order
 
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
     """Head output.
