@@ -3,7 +3,8 @@
 Command:
   python -m experiments.nsynth --config experiments/configs/bands.py --workdir results/bands
 
-Pre-trains `perturbed_fy` on 2, 4, 6, 8, 10 and 12 frequency bands of the
+Pre-trains `perturbed_fy` (`nsynth.get_table_config`: the `small` CFN, sigma
+1.0) on 2, 4, 6, 8, 10 and 12 frequency bands of the
 64-bin log-mel, each probed against its own untrained CFN at N = 1000;
 sweep.png plots every task against the number of bands. Smaller than the
 paper's Fig. 3, to fit a 2-core CPU in about 15 minutes: even counts only
@@ -15,7 +16,7 @@ from experiments.configs import nsynth
 
 
 def get_config():
-  config = nsynth.get_config()
+  config = nsynth.get_table_config()
   config.sweep.fields = ("pretext.n_rows",)
   config.sweep.points = (2, 4, 6, 8, 10, 12)
   config.sweep.names = ("2", "4", "6", "8", "10", "12")

@@ -3,7 +3,8 @@
 Command:
   python -m experiments.nsynth --config experiments/configs/losses.py --workdir results/losses
 
-Pre-trains the default CFN (`default.py`, 10 frequency bands) with each of the
+Pre-trains the CFN of `nsynth.get_table_config` (the `small` CFN, sigma 1.0,
+10 frequency bands, otherwise `default.py`) with each of the
 four losses (Perturbed F-Y, Fast Soft Ranking, MSE, and Fixed Permutation: a
 classification over 100 permutations, as in the papers' Table I), then probes
 each embedding, the untrained CFN, log-mel statistics and the CFN trained
@@ -19,7 +20,7 @@ from experiments.configs import nsynth
 
 
 def get_config():
-  config = nsynth.get_config()
+  config = nsynth.get_table_config()
   config.methods = ("perturbed_fy", "fast_soft_rank", "mse", "fixed_permutation")
   config.baselines = ("random_embedding", "logmel_baseline", "supervised")
   config.eval.n_train = (1000, 500, 2000)
