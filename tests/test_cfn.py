@@ -61,7 +61,7 @@ def apply(model, params, x, **kwargs):
 # Shapes.
 
 
-@pytest.mark.parametrize("size", [cfn.PAPER, cfn.SMALL], ids=["paper", "small"])
+@pytest.mark.parametrize("size", [cfn.PAPER, cfn.SMALL, cfn.SMALL_BANDS], ids=["paper", "small", "small_bands"])
 @pytest.mark.parametrize("shape", [(10, 51, 398), (8, 8, 398), (9, 6, 40, 3)])
 @pytest.mark.parametrize("num_outputs", [None, 24])
 def test_output_shapes(size, shape, num_outputs):
@@ -127,7 +127,7 @@ def test_feature_map_shapes():
 # Shared weights.
 
 
-@pytest.mark.parametrize("size", [cfn.PAPER, cfn.SMALL], ids=["paper", "small"])
+@pytest.mark.parametrize("size", [cfn.PAPER, cfn.SMALL, cfn.SMALL_BANDS], ids=["paper", "small", "small_bands"])
 def test_backbone_params_do_not_grow_with_num_patches(size):
   counts, totals = [], []
   for n in (2, 5, 10):
@@ -172,18 +172,23 @@ def test_backbone_equals_alexnet_on_each_patch(rng):
     np.testing.assert_allclose(conv[:, j], one_conv, rtol=1e-5, atol=1e-6)
 
 
-def test_conv_embed_is_the_pooled_last_convolution(rng):
+# TINY with the first convolution striding along time (width) only, as `small_bands` does.
+TINY_BANDS = dataclasses.replace(TINY, strides=((1, 2), 1))
+
+
+@pytest.mark.parametrize("size,first_stride", [(TINY, (2, 2)), (TINY_BANDS, (1, 2))], ids=["square", "time_only"])
+def test_conv_embed_is_the_pooled_last_convolution(rng, size, first_stride):
   # An independent forward pass with lax.conv_general_dilated and
   # lax.reduce_window, from the parameters alone.
-  model = CFN(TINY, num_outputs=4, normalize_patches=False)
+  model = CFN(size, num_outputs=4, normalize_patches=False)
   x = jnp.asarray(rng.normal(size=(3, 4, 8, 12)), jnp.float32)
   params = init(model, x)
   out = apply(model, params, x, method=CFN.conv_embed)
-  assert out.shape == (3, 4 * 2 * TINY.conv_features[-1])
+  assert out.shape == (3, 4 * 2 * size.conv_features[-1])
   p = params["params"]["backbone"]
   h = x.reshape(12, 8, 12, 1)
-  for i, stride in enumerate(TINY.strides):  # Strides 2 then 1, a pool after the first only.
-    h = jax.lax.conv_general_dilated(h, p[f"Conv_{i}"]["kernel"], (stride, stride), "SAME",
+  for i, stride in enumerate((first_stride, (1, 1))):  # A pool after the first convolution only.
+    h = jax.lax.conv_general_dilated(h, p[f"Conv_{i}"]["kernel"], stride, "SAME",
                                      dimension_numbers=("NHWC", "HWIO", "NHWC")) + p[f"Conv_{i}"]["bias"]
     h = jnp.maximum(h, 0)
     if i == 0:
