@@ -15,7 +15,10 @@ against N (Fig. 2). Smaller than the papers' Table 6 (N = 5000) to fit a
 took 55-65 s against 11-13 s at N = 1000 (measured with another job on the
 cores), 9 fits per method, and the `supervised` baseline trains the whole CFN
 per fit. The pool the N notes are drawn from holds
-6,000 notes. `--config.eval.n_train=(1000,)` gives Table I alone.
+6,000 notes. `--config.eval.n_train=(1000,)` gives Table I alone;
+`--config.eval.n_train='(5000,)'` gives Table 6 (run it in a workdir holding
+copies of this run's `pretrain/` and `embeddings/` to reuse them; the README
+has it without `supervised`).
 """
 
 from experiments.configs import nsynth
