@@ -1,4 +1,4 @@
-"""The papers' Table I, Tables 5 and 6 and Fig. 2: every pretext loss and every baseline at N = 500, 1000, 5000.
+"""The papers' Table I, Tables 5 and 6 and Fig. 2: every pretext loss and every baseline at N = 500, 1000, 2000.
 
 Command:
   python -m experiments.nsynth --config experiments/configs/losses.py --workdir results/losses
