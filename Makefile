@@ -29,7 +29,7 @@ demo: $(VENV)/.installed-test
 	$(BIN)/python -m experiments.nsynth --workdir results/nsynth
 
 bench: $(VENV)/.installed-bench
-	$(BIN)/python -m benchmarks.ranking --out results/ranking_benchmark
+	$(BIN)/python -m benchmarks.ranking --workdir results/ranking_benchmark
 
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest -q -n 2 tests

@@ -9,12 +9,12 @@ Measures, in one run on this machine, examples/s of
 and prints their ratio. The training step's own rate (issue 4) is the other
 side of the "pipeline delivers 3x what training consumes" check.
 
-  python -m benchmarks.data_pipeline [--batches 20] [--batch 32] [--out DIR]
+  python -m benchmarks.data_pipeline --workdir DIR [--config benchmarks/configs/data_pipeline.py]
+      [--config.batches=20] [--config.batch=32] [--config.soundfonts=TimGM6mb,FluidR3_GM]
 """
 
 from __future__ import annotations
 
-import argparse
 import functools
 import json
 import os
@@ -59,40 +59,36 @@ def device_rate(audio: jax.Array, mel: bool, bands: int, reps: int) -> float:
   return reps * audio.shape[0] / (time.perf_counter() - start)
 
 
-def main() -> None:
-  parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument("--batches", type=int, default=20)
-  parser.add_argument("--batch", type=int, default=32)
-  parser.add_argument("--soundfonts", default=None, help="comma-separated .sf2 paths (default: gm_notes')")
-  parser.add_argument("--out", default="results/data_pipeline_benchmark")
-  args = parser.parse_args()
-
-  source = gm_notes.GMNotesSource("train", soundfonts=args.soundfonts)
-  audio = jnp.asarray(np.stack([source[i]["audio"] for i in range(args.batch)]))
+def main(config, workdir: str) -> dict:
+  """Runs the benchmark of ``config`` (`benchmarks/configs/data_pipeline.py`); writes and returns its report."""
+  source = gm_notes.GMNotesSource("train", soundfonts=config.soundfonts or None)
+  audio = jnp.asarray(np.stack([source[i]["audio"] for i in range(config.batch)]))
   report = {
       "device": f"{jax.devices()[0].platform}: {jax.devices()[0].device_kind}",
       "cpu_count": os.cpu_count(),
-      "batch": args.batch,
+      "batch": config.batch,
       "train_notes": len(source),
       "examples_per_s": {
-          "host: render + grain batches, 1 thread": host_rate(source, args.batch, args.batches, 1),
-          "host: render + grain batches, 2 threads": host_rate(source, args.batch, args.batches, 2),
-          "device: log spectrogram, 10 bands, permutations": device_rate(audio, False, 10, args.batches),
-          "device: log-mel, 8 bands, permutations": device_rate(audio, True, 8, args.batches),
+          "host: render + grain batches, 1 thread": host_rate(source, config.batch, config.batches, 1),
+          "host: render + grain batches, 2 threads": host_rate(source, config.batch, config.batches, 2),
+          "device: log spectrogram, 10 bands, permutations": device_rate(audio, False, 10, config.batches),
+          "device: log-mel, 8 bands, permutations": device_rate(audio, True, 8, config.batches),
       },
   }
   rates = report["examples_per_s"]
   host = max(v for k, v in rates.items() if k.startswith("host"))
-  lines = [f"Device {report['device']}, {report['cpu_count']} CPU cores, batch {args.batch}.", "",
+  lines = [f"Device {report['device']}, {report['cpu_count']} CPU cores, batch {config.batch}.", "",
            "| stage | examples/s | host rate / stage rate |", "|---|---|---|"]
   lines += [f"| {k} | {v:,.0f} | {host / v:.2f}x |" for k, v in rates.items()]
   table = "\n".join(lines) + "\n"
   print(table)
-  out = Path(args.out)
+  out = Path(workdir)
   out.mkdir(parents=True, exist_ok=True)
   (out / "data_pipeline.json").write_text(json.dumps(report, indent=2))
   (out / "data_pipeline.md").write_text(table)
+  return report
 
 
 if __name__ == "__main__":
-  main()
+  from shuffle_learn import cli  # pylint: disable=g-import-not-at-top
+  cli.run(main, config="benchmarks/configs/data_pipeline.py", workdir_help="Output folder (JSON, Markdown).")

@@ -9,12 +9,11 @@ shuffled patches and target ranks). Also times the two framings that
 reshaping into hops and concatenating shifted copies). Prints a Markdown table
 of median and minimum ms per batch and examples per second, and writes JSON and Markdown.
 
-  python -m benchmarks.frontend [--quick] [--out DIR]
+  python -m benchmarks.frontend --workdir DIR [--config benchmarks/configs/frontend.py] [--config.reps=5]
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from pathlib import Path
@@ -128,21 +127,20 @@ def markdown(report: dict) -> str:
   return "\n".join(lines) + "\n"
 
 
-def main() -> None:
-  parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument("--quick", action="store_true", help="fewer repetitions (5 instead of 30)")
-  parser.add_argument("--out", default="results/frontend_benchmark", help="output folder")
-  args = parser.parse_args()
-  out = Path(args.out)
+def main(config, workdir: str) -> dict:
+  """Runs the benchmark of ``config`` (`benchmarks/configs/frontend.py`); writes and returns its report."""
+  out = Path(workdir)
   out.mkdir(parents=True, exist_ok=True)
   print("Front-end benchmark (jitted; compile time excluded):")
-  report = run(reps=5 if args.quick else 30)
+  report = run(reps=config.reps)
   table = markdown(report)
   print(table)
   (out / "frontend.json").write_text(json.dumps(report, indent=2))
   (out / "frontend.md").write_text(table)
   print(f"Wrote {out}/frontend.json, frontend.md")
+  return report
 
 
 if __name__ == "__main__":
-  main()
+  from shuffle_learn import cli  # pylint: disable=g-import-not-at-top
+  cli.run(main, config="benchmarks/configs/frontend.py", workdir_help="Output folder (JSON, Markdown).")

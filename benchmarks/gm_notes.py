@@ -1,35 +1,37 @@
 """Throughput of General-MIDI notes rendered on demand vs materialised to disk.
 
-Measures, on the default SoundFonts (or --soundfonts):
+Measures, on the default SoundFonts (or ``config.soundfonts``):
   * the index: per SoundFont, the time its one-off silence check took (from the
-    cache metadata, or measured now with --cold-index) and the time to load it;
+    cache metadata, or measured now with ``cold_index``) and the time to load it;
   * on demand: notes/s through `GMNotesSource.__getitem__` in this process, on
     random train indices, and through the package's grain pipeline
-    (`loader.note_batches`, batches of --batch) in this process with 1 and 4
-    read threads and with --workers worker processes;
+    (`loader.note_batches`, batches of ``batch``) in this process with 1 and 4
+    read threads and with ``workers`` worker processes;
   * materialised: the same kind of notes written to a float32 .npy memmap
     (write rate, file size), then read back in random order from the page cache
     and cold (the file's pages dropped with posix_fadvise), in notes/s; the size
     of the whole selection materialised, extrapolated.
-Prints a table and writes gm_notes.json under --out.
+Prints a table and writes gm_notes.json under the workdir. The measurements
+and the decision they led to (render on demand) are in docs/data/gm_notes.md.
 
-  python -m benchmarks.gm_notes [--num 2000] [--materialise 2000] [--workers 2] [--batch 32] [--out DIR]
+  python -m benchmarks.gm_notes --workdir DIR [--config benchmarks/configs/gm_notes.py]
+      [--config.num=2000] [--config.materialise=2000] [--config.workers=2] [--config.batch=32]
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
+from shuffle_learn.data import gm_index
 from shuffle_learn.data import gm_notes
+from shuffle_learn.data import soundfonts as soundfonts_lib
 
 
 def on_demand(source, indices) -> dict:
@@ -53,12 +55,6 @@ def on_demand(source, indices) -> dict:
 def through_loader(source, indices, *, batch: int, threads: int, workers: int) -> dict:
   """Notes/s through the package's grain pipeline, `loader.note_batches`."""
   from shuffle_learn.data import loader  # pylint: disable=g-import-not-at-top
-
-  if workers:
-    from absl import flags  # pylint: disable=g-import-not-at-top
-
-    if not flags.FLAGS.is_parsed():  # grain's worker processes read absl flags.
-      flags.FLAGS(sys.argv[:1])
 
   class Subset:
     """The benchmark's indices of `source`, as a data source."""
@@ -133,29 +129,18 @@ def materialised(source, indices, directory: str) -> dict:
   }
 
 
-def main() -> None:
-  parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument(
-      "--soundfonts", default=None, help="comma-separated .sf2/.sf3 paths (default: the GM ones installed)",
-  )
-  parser.add_argument("--num", type=int, default=2000, help="notes rendered on demand")
-  parser.add_argument("--materialise", type=int, default=2000, help="notes written to disk and read back (0: skip)")
-  parser.add_argument("--workers", type=int, default=2, help="loader worker processes to try (-1: skip)")
-  parser.add_argument("--batch", type=int, default=32, help="loader batch size")
-  parser.add_argument("--cold-index", action="store_true", help="rebuild the index in a fresh cache to time it")
-  parser.add_argument("--tmp-dir", default=None, help="where the materialised file is written (default: system temp)")
-  parser.add_argument("--out", default="results/gm_notes_benchmark", help="output folder")
-  args = parser.parse_args()
-  out = Path(args.out)
+def main(config, workdir: str) -> dict:
+  """Runs the benchmark of ``config`` (`benchmarks/configs/gm_notes.py`); writes and returns its report."""
+  out = Path(workdir)
   out.mkdir(parents=True, exist_ok=True)
-  soundfonts = args.soundfonts or gm_notes.default_soundfonts()
+  soundfonts = config.soundfonts or soundfonts_lib.default_soundfonts()
 
-  with tempfile.TemporaryDirectory(dir=args.tmp_dir) as tmp:
-    cache_dir = os.path.join(tmp, "cache") if args.cold_index else True
+  with tempfile.TemporaryDirectory(dir=config.tmp_dir or None) as tmp:
+    cache_dir = os.path.join(tmp, "cache") if config.cold_index else True
     start = time.perf_counter()
     source = gm_notes.GMNotesSource("train", soundfonts=soundfonts, cache_dir=cache_dir)
     build_s = time.perf_counter() - start
-    gm_notes._SCANS.clear()  # pylint: disable=protected-access
+    gm_index._SCANS.clear()  # pylint: disable=protected-access
     start = time.perf_counter()
     gm_notes.GMNotesSource("train", soundfonts=soundfonts, cache_dir=cache_dir)
     load_s = time.perf_counter() - start
@@ -173,15 +158,15 @@ def main() -> None:
                 k: 1e3 * v["check_seconds"] / max(v["rendered"], 1) for k, v in summary["soundfonts"].items()
             },
         },
-        "on_demand": on_demand(source, indices[: args.num]),
+        "on_demand": on_demand(source, indices[: config.num]),
     }
     report["loader"] = [
-        through_loader(source, indices[: args.num], batch=args.batch, threads=threads, workers=workers)
-        for workers, threads in ((0, 1), (0, 4), (args.workers, 1))
+        through_loader(source, indices[: config.num], batch=config.batch, threads=threads, workers=workers)
+        for workers, threads in ((0, 1), (0, 4), (config.workers, 1))
         if workers >= 0
     ]
-    if args.materialise:
-      report["materialised"] = materialised(source, indices[: args.materialise], tmp)
+    if config.materialise:
+      report["materialised"] = materialised(source, indices[: config.materialise], tmp)
       kept = summary["total"]["kept"]
       report["materialised"]["all_kept_notes"] = kept
       report["materialised"]["all_kept_float32_gb"] = kept * report["materialised"]["bytes_per_note"] / 1e9
@@ -210,7 +195,9 @@ def main() -> None:
           f"{m['all_kept_int16_gb']:.1f} GB int16")
   (out / "gm_notes.json").write_text(json.dumps(report, indent=2))
   print(f"Wrote {out}/gm_notes.json")
+  return report
 
 
 if __name__ == "__main__":
-  main()
+  from shuffle_learn import cli  # pylint: disable=g-import-not-at-top
+  cli.run(main, config="benchmarks/configs/gm_notes.py", workdir_help="Output folder (JSON).")

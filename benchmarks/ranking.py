@@ -1,16 +1,16 @@
 """Benchmark of `shuffle_learn.ranking` against JAX's hard rank and torchsort.
 
 Forward and forward+backward times of soft ranks (L2, KL) and perturbed ranks at
-batch x n = 256x10, 256x100, 64x1000, 16x10000, in one run beside JAX's jitted
-argsort-of-argsort and, when installed, torchsort on the CPU. Prints a Markdown
-table of median times and ratios, and writes JSON, Markdown and a PNG plot.
+batch x n = 256x10, 256x100, 64x1000, 16x10000 (``config.sizes``), in one run
+beside JAX's jitted argsort-of-argsort and, when installed, torchsort on the
+CPU (or the GPU). Prints a Markdown table of median times and ratios, and
+writes JSON, Markdown and a PNG plot.
 
-  python -m benchmarks.ranking [--quick] [--out DIR]
+  python -m benchmarks.ranking --workdir DIR [--config benchmarks/configs/ranking.py] [--config.reps=5]
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import time
@@ -22,8 +22,6 @@ import numpy as np
 
 from benchmarks._machine import machine_info
 from shuffle_learn import ranking
-
-SIZES = ((256, 10), (256, 100), (64, 1000), (16, 10000))
 
 
 def median_ms(fn, reps: int) -> float:
@@ -46,7 +44,7 @@ def jax_cases(x: jax.Array, key: jax.Array) -> dict:
 
   soft_l2 = lambda v: ranking.soft_rank(v)
   soft_kl = lambda v: ranking.soft_rank(v, regularization="kl")
-  perturbed = lambda v: ranking.perturbed_ranks(key, v, num_samples=10, sigma=0.1)
+  perturbed = lambda v: ranking.perturbed_ranks(key, v, num_perturbations=10, sigma=0.1)
   fns = {
       "jax argsort(argsort) fwd": jax.jit(lambda v: jnp.argsort(jnp.argsort(v, axis=-1), axis=-1)),
       "hard_rank fwd": jax.jit(ranking.hard_rank),
@@ -107,11 +105,11 @@ def demo() -> None:
   for strength in (0.01, 0.3, 1.0, 10.0):
     ranks = ranking.soft_rank(values, regularization_strength=strength)
     print(f"  soft_rank l2, strength {strength:>5}: {np.round(np.asarray(ranks), 3)}")
-  print(f"  perturbed_ranks sigma 0.5: "
-        f"{np.round(np.asarray(ranking.perturbed_ranks(jax.random.key(0), values, sigma=0.5, num_samples=1000)), 3)}")
+  perturbed = ranking.perturbed_ranks(jax.random.key(0), values, sigma=0.5, num_perturbations=1000)
+  print(f"  perturbed_ranks sigma 0.5: {np.round(np.asarray(perturbed), 3)}")
 
 
-def run(reps: int, torch_device: str = "cpu", sizes=SIZES) -> dict:
+def run(reps: int, torch_device: str, sizes) -> dict:
   rng = np.random.default_rng(0)
   results = []
   for batch, n in sizes:
@@ -181,24 +179,22 @@ def plot(report: dict, path: Path) -> None:
   fig.savefig(path, dpi=120)
 
 
-def main() -> None:
-  parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument("--quick", action="store_true", help="fewer repetitions (5 instead of 30)")
-  parser.add_argument("--out", default="results/ranking_benchmark", help="output folder")
-  parser.add_argument("--torch-device", default="cpu", help="device for torchsort: cpu or cuda")
-  args = parser.parse_args()
-  out = Path(args.out)
+def main(config, workdir: str) -> dict:
+  """Runs the benchmark of ``config`` (`benchmarks/configs/ranking.py`); writes and returns its report."""
+  out = Path(workdir)
   out.mkdir(parents=True, exist_ok=True)
   demo()
   print("Benchmark (jitted; compile time excluded):")
-  report = run(reps=5 if args.quick else 30, torch_device=args.torch_device)
+  report = run(reps=config.reps, torch_device=config.torch_device, sizes=tuple(tuple(s) for s in config.sizes))
   table = markdown(report)
   print(table)
   (out / "ranking.json").write_text(json.dumps(report, indent=2))
   (out / "ranking.md").write_text(table)
   plot(report, out / "ranking.png")
   print(f"Wrote {out}/ranking.json, ranking.md, ranking.png")
+  return report
 
 
 if __name__ == "__main__":
-  main()
+  from shuffle_learn import cli  # pylint: disable=g-import-not-at-top
+  cli.run(main, config="benchmarks/configs/ranking.py", workdir_help="Output folder (JSON, Markdown, PNG).")

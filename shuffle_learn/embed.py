@@ -26,7 +26,7 @@ import wave
 
 import numpy as np
 
-SAMPLE_RATE = 16000
+from shuffle_learn.data.schema import SAMPLE_RATE
 
 
 def read_wav(path: str) -> np.ndarray:
@@ -77,12 +77,15 @@ def load_embedder(workdir: str, step: int | None = None, layer: str = "conv"):
   Audio is cut or zero-padded to the config's clip. The function has the
   attributes ``num_samples``, ``step`` and ``config``.
   """
-  from shuffle_learn import train  # pylint: disable=g-import-not-at-top
+  from shuffle_learn import checkpoints  # pylint: disable=g-import-not-at-top
+  from shuffle_learn import models  # pylint: disable=g-import-not-at-top
+  from shuffle_learn import pretext as pretext_lib  # pylint: disable=g-import-not-at-top
   from shuffle_learn.evaluators import embeddings  # pylint: disable=g-import-not-at-top
-  config, params, step = train.load_checkpoint(workdir, step)
-  experiment = train.build(config)
-  embed = embeddings.cfn_embedder(experiment, params, layer)
-  num_samples = experiment.num_samples
+  config, params, step = checkpoints.load_checkpoint(workdir, step)
+  pretext = pretext_lib.from_config(config)
+  model = models.from_config(config, pretext.num_outputs)
+  embed = embeddings.cfn_embedder(model, params, pretext.input, layer)
+  num_samples = pretext.input.num_samples
 
   def embedder(audio) -> np.ndarray:
     audio = np.asarray(audio, np.float32)

@@ -3,12 +3,14 @@
 import io
 import zipfile
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from experiments.configs import tiny
-from shuffle_learn import train
+from shuffle_learn import models
+from shuffle_learn import pretext as pretext_lib
 from shuffle_learn.data import frontend
 from shuffle_learn.evaluators import embeddings
 from shuffle_learn.evaluators import probes
@@ -267,21 +269,25 @@ def test_logmel_embedder_is_the_mean_and_std_over_time(rng):
 
 @pytest.fixture(scope="module")
 def tiny_experiment():
-  experiment = train.build(tiny.get_config())
-  return experiment, experiment.init(0).params
+  """The tiny config's model, its initial parameters and its input."""
+  config = tiny.get_config()
+  pretext = pretext_lib.from_config(config)
+  model = models.from_config(config, pretext.num_outputs)
+  params = model.init(jax.random.key(0), pretext.patches(pretext.input.dummy()), train=False)
+  return model, params, pretext.input
 
 
 @pytest.mark.parametrize("layer,method,dims", [("conv", cfn.CFN.conv_embed, 4 * 2 * 16),
                                               ("fc6", cfn.CFN.fc6_embed, 4 * 32),
                                               ("fc7", cfn.CFN.embed, 64)])
 def test_cfn_embedder_is_the_layer_of_the_first_samples(rng, tiny_experiment, layer, method, dims):
-  experiment, params = tiny_experiment
-  num_samples = experiment.num_samples
+  model, params, input_ = tiny_experiment
+  num_samples = input_.num_samples
   audio = (0.1 * rng.standard_normal((3, num_samples))).astype(np.float32)
-  embed = embeddings.cfn_embedder(experiment, params, layer)
+  embed = embeddings.cfn_embedder(model, params, input_, layer)
   out = embed(audio)
   assert out.shape == (3, dims)  # 4 bands x (mean and max of 16 channels, or fc6), or fc7.
-  expected = experiment.model.apply(params, experiment.inputs(jnp.asarray(audio)), method=method)
+  expected = model.apply(params, input_(jnp.asarray(audio)), method=method)
   np.testing.assert_allclose(out, np.asarray(expected), rtol=1e-5, atol=1e-6)
   assert np.abs(out).max() > 0  # Not trivially all zero after the ReLU.
   # Samples appended after the first num_samples change nothing.

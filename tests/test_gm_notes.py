@@ -1,10 +1,11 @@
-"""Tests of the General-MIDI SoundFont notes (`shuffle_learn.data.gm_notes`).
+"""Tests of the General-MIDI SoundFont notes: `gm_notes`, `gm_index`, `soundfonts`, `gm_programs`.
 
 They render with TimGM6mb.sf2 (shipped inside pretty_midi) and small
 selections, so they need no download and no FluidR3.
 """
 
 import hashlib
+import json
 import os
 import pickle
 import subprocess
@@ -14,11 +15,15 @@ import numpy as np
 import pytest
 import tinysoundfont
 
+from shuffle_learn.data import gm_index
 from shuffle_learn.data import gm_notes
+from shuffle_learn.data import gm_programs
 from shuffle_learn.data import loader
 from shuffle_learn.data import nsynth
+from shuffle_learn.data import schema
+from shuffle_learn.data import soundfonts
 
-TIM = gm_notes.default_soundfonts().split(",")[0]
+TIM = soundfonts.default_soundfonts().split(",")[0]
 # Piano, nylon guitar, violin, trumpet, alto sax, flute: clear pitch, one each of
 # six families.
 PROGRAMS = (0, 24, 40, 56, 65, 73)
@@ -33,7 +38,7 @@ def train():
 
 @pytest.fixture(scope="module")
 def splits():
-  return {split: gm_notes.GMNotesSource(split, **SMALL) for split in gm_notes.SPLITS}
+  return {split: gm_notes.GMNotesSource(split, **SMALL) for split in gm_index.SPLITS}
 
 
 def yin_f0(audio: np.ndarray, sample_rate: int = 16000, fmin: float = 40.0, fmax: float = 2000.0) -> float:
@@ -59,21 +64,26 @@ def yin_f0(audio: np.ndarray, sample_rate: int = 16000, fmin: float = 40.0, fmax
 
 def test_common_schema(train):
   example = train[0]
-  assert set(example) == {"audio"} | set(nsynth.INT_FEATURES)
-  assert example["audio"].dtype == np.float32 and example["audio"].shape == (nsynth.NUM_SAMPLES,)
-  for key in nsynth.INT_FEATURES:
+  assert set(example) == {"audio"} | set(schema.NOTE_LABELS)
+  assert example["audio"].dtype == np.float32 and example["audio"].shape == (schema.NUM_SAMPLES,)
+  for key in schema.NOTE_LABELS:
     assert isinstance(example[key], np.int32), key
   source, program, pitch, velocity = train.note(0)
   assert (example["pitch"], example["velocity"]) == (pitch, velocity)
-  assert pitch in PITCHES and velocity in gm_notes.VELOCITIES
-  family = gm_notes.GM_PROGRAM_FAMILY[program]
-  assert gm_notes.FAMILIES[example["instrument/family"]] == family
+  assert pitch in PITCHES and velocity in gm_programs.VELOCITIES
+  family = gm_programs.GM_PROGRAM_FAMILY[program]
+  assert schema.FAMILIES[example["instrument/family"]] == family
   assert example["instrument/source"] == 0 and train.source_names[0] == source == "TimGM6mb"
   assert train.instrument_names[example["instrument/label"]].startswith(f"TimGM6mb:{program:03d} ")
   assert train.note_id(0) == f"{family}_TimGM6mb_{program:03d}-{pitch:03d}-{velocity:03d}"
   converted = nsynth.to_note(example)  # The common schema's own check.
   assert all(np.array_equal(converted[k], example[k]) for k in example)
-  assert gm_notes.FAMILIES is nsynth.FAMILIES
+
+
+def test_is_a_note_source(train):
+  assert isinstance(train, schema.NoteSource)
+  assert train.num_families == len(schema.FAMILIES)
+  assert train.num_instruments == len(train.instrument_names)
 
 
 def test_labels_and_families(train):
@@ -88,7 +98,7 @@ def test_labels_and_families(train):
     program = int(name.split(":")[1][:3])
     assert name.startswith("TimGM6mb:") and program in PROGRAMS
     example = train[[i for i in range(len(train)) if train._label[i] == label][0]]
-    assert gm_notes.FAMILIES[example["instrument/family"]] == gm_notes.GM_PROGRAM_FAMILY[program]
+    assert schema.FAMILIES[example["instrument/family"]] == gm_programs.GM_PROGRAM_FAMILY[program]
 
 
 def test_audio_is_audible_finite_and_bounded(train):
@@ -104,7 +114,7 @@ def test_audio_is_audible_finite_and_bounded(train):
 @pytest.mark.parametrize("program", PROGRAMS)
 def test_pitch(program):
   for pitch in PITCHES:
-    f0 = yin_f0(gm_notes.render_note(TIM, program, pitch, 100))
+    f0 = yin_f0(soundfonts.render_note(TIM, program, pitch, 100))
     semitones = 12 * np.log2(f0 / (440.0 * 2 ** ((pitch - 69) / 12)))
     assert abs(semitones) < 1.0, (program, pitch, f0)
 
@@ -116,7 +126,7 @@ def test_deterministic(train):
   assert np.array_equal(train[0]["audio"], first[0])
   assert np.array_equal(train[5]["audio"], first[1])
   _, program, pitch, velocity = train.note(5)
-  assert np.array_equal(gm_notes.render_note(TIM, program, pitch, velocity), first[1])
+  assert np.array_equal(soundfonts.render_note(TIM, program, pitch, velocity), first[1])
 
 
 def test_render_note_from_a_synth_matches_the_path():
@@ -124,23 +134,23 @@ def test_render_note_from_a_synth_matches_the_path():
   synth.sfload(TIM)
   synth.program_select(0, 0, 0, 40)
   synth.noteon(0, 60, 100)  # Playing state in the synth does not leak into notes.
-  from_synth = gm_notes.render_note(synth, 40, 64, 75)
-  assert np.array_equal(from_synth, gm_notes.render_note(TIM, 40, 64, 75))
+  from_synth = soundfonts.render_note(synth, 40, 64, 75)
+  assert np.array_equal(from_synth, soundfonts.render_note(TIM, 40, 64, 75))
   with pytest.raises(ValueError, match="sample_rate"):
-    gm_notes.render_note(synth, 40, 64, 75, sample_rate=22050)
+    soundfonts.render_note(synth, 40, 64, 75, sample_rate=22050)
 
 
 def test_render_note_lengths_and_rate():
-  audio = gm_notes.render_note(TIM, 0, 60, 100, sample_rate=8000, held_seconds=0.5, release_seconds=0.25)
+  audio = soundfonts.render_note(TIM, 0, 60, 100, sample_rate=8000, held_seconds=0.5, release_seconds=0.25)
   assert audio.shape == (6000,) and audio.dtype == np.float32
-  assert gm_notes.render_note(TIM, 0, 60, 100, release_seconds=0.0).shape == (48000,)
+  assert soundfonts.render_note(TIM, 0, 60, 100, release_seconds=0.0).shape == (48000,)
 
 
 def test_velocity_raises_loudness_on_average():
   def loudness(program, pitch, velocity):
-    return np.sqrt(np.mean(gm_notes.render_note(TIM, program, pitch, velocity)[:48000] ** 2))
+    return np.sqrt(np.mean(soundfonts.render_note(TIM, program, pitch, velocity)[:48000] ** 2))
 
-  rms = np.array([[loudness(p, k, v) for v in gm_notes.VELOCITIES] for p in PROGRAMS for k in (60, 69)])
+  rms = np.array([[loudness(p, k, v) for v in gm_programs.VELOCITIES] for p in PROGRAMS for k in (60, 69)])
   assert np.all(np.diff(rms.mean(axis=0)) > 0)
   assert np.mean(np.diff(rms, axis=1) > 0) > 0.9
 
@@ -177,41 +187,41 @@ def test_family_table():
   }
   expected.update({p: "mallet" for p in range(8, 16)})
   for program, family in expected.items():
-    assert gm_notes.GM_PROGRAM_FAMILY[program] == family, program
+    assert gm_programs.GM_PROGRAM_FAMILY[program] == family, program
   for program in (47, 55, 86, *range(88, 104), 104, 106, 107, 108, 109, *range(112, 128)):
-    assert program in gm_notes.EXCLUDED_PROGRAMS
-  assert set(gm_notes.GM_PROGRAM_FAMILY) | set(gm_notes.EXCLUDED_PROGRAMS) == set(range(128))
-  assert not set(gm_notes.GM_PROGRAM_FAMILY) & set(gm_notes.EXCLUDED_PROGRAMS)
-  assert set(gm_notes.GM_PROGRAM_FAMILY.values()) == set(gm_notes.FAMILIES)
-  assert gm_notes.FAMILIES == (
+    assert program in gm_programs.EXCLUDED_PROGRAMS
+  assert set(gm_programs.GM_PROGRAM_FAMILY) | set(gm_programs.EXCLUDED_PROGRAMS) == set(range(128))
+  assert not set(gm_programs.GM_PROGRAM_FAMILY) & set(gm_programs.EXCLUDED_PROGRAMS)
+  assert set(gm_programs.GM_PROGRAM_FAMILY.values()) == set(schema.FAMILIES)
+  assert schema.FAMILIES == (
       "bass", "brass", "flute", "guitar", "keyboard", "mallet", "organ", "reed", "string", "synth_lead", "vocal")
-  for family, (low, high) in gm_notes.FAMILY_PITCHES.items():
-    assert family in gm_notes.FAMILIES and 21 <= low < high <= 108
+  for family, (low, high) in gm_programs.FAMILY_PITCHES.items():
+    assert family in schema.FAMILIES and 21 <= low < high <= 108
 
 
 def test_default_pitches_follow_the_family_ranges():
   source = gm_notes.GMNotesSource("train", soundfonts=TIM, programs=(32,), velocities=(100,), cache_dir=None)
-  low, high = gm_notes.FAMILY_PITCHES["bass"]
+  low, high = gm_programs.FAMILY_PITCHES["bass"]
   assert source.summary["total"]["rendered"] == high - low + 1
   assert {source.note(i)[2] for i in range(len(source))} <= set(range(low, high + 1))
 
 
 def test_default_soundfonts(monkeypatch, tmp_path):
-  paths = gm_notes.default_soundfonts().split(",")
+  paths = soundfonts.default_soundfonts().split(",")
   assert os.path.isfile(paths[0]) and paths[0].endswith("TimGM6mb.sf2")
-  assert (gm_notes._DEBIAN_FLUID in paths) == os.path.isfile(gm_notes._DEBIAN_FLUID)
-  monkeypatch.setattr(gm_notes, "_DEBIAN_FLUID", str(tmp_path / "FluidR3_GM.sf2"))
-  assert gm_notes.default_soundfonts() == TIM
-  monkeypatch.setattr(gm_notes, "_PYTHON_MIDI_SOUNDFONT", "nothing.sf2")
+  assert (soundfonts._DEBIAN_FLUID in paths) == os.path.isfile(soundfonts._DEBIAN_FLUID)
+  monkeypatch.setattr(soundfonts, "_DEBIAN_FLUID", str(tmp_path / "FluidR3_GM.sf2"))
+  assert soundfonts.default_soundfonts() == TIM
+  monkeypatch.setattr(soundfonts, "_PYTHON_MIDI_SOUNDFONT", "nothing.sf2")
   with pytest.raises(FileNotFoundError, match="no default SoundFont"):
-    gm_notes.default_soundfonts()
+    soundfonts.default_soundfonts()
 
 
-@pytest.mark.skipif(not os.path.isfile(gm_notes._DEBIAN_FLUID), reason="FluidR3_GM is not installed")
+@pytest.mark.skipif(not os.path.isfile(soundfonts._DEBIAN_FLUID), reason="FluidR3_GM is not installed")
 def test_fluid_soundfont_beside_tim():
   # FluidR3's contrabass has no samples above MIDI 57.
-  soundfonts = f"{TIM},{gm_notes._DEBIAN_FLUID}"
-  kwargs = dict(soundfonts=soundfonts, programs=(43,), pitches=(40, 50, 57, 58, 70), cache_dir=None)
+  fonts = f"{TIM},{soundfonts._DEBIAN_FLUID}"
+  kwargs = dict(soundfonts=fonts, programs=(43,), pitches=(40, 50, 57, 58, 70), cache_dir=None)
   source = gm_notes.GMNotesSource("train", **kwargs)
   fluid = source.summary["soundfonts"]["FluidR3_GM"]
   assert (fluid["kept"], fluid["silent"]) == (15, 10)
@@ -257,9 +267,9 @@ def test_split_rule_is_the_documented_hash(splits):
 
 
 def test_split_of_moves_one_note_to_train_when_none_is():
-  assert gm_notes.split_of(np.array([0.95, 0.85, 0.99])).tolist() == [2, 0, 2]
-  assert gm_notes.split_of(np.array([0.1, 0.85, 0.95])).tolist() == [0, 1, 2]
-  assert gm_notes.split_of(np.array([0.93])).tolist() == [0]
+  assert gm_index.split_of(np.array([0.95, 0.85, 0.99])).tolist() == [2, 0, 2]
+  assert gm_index.split_of(np.array([0.1, 0.85, 0.95])).tolist() == [0, 1, 2]
+  assert gm_index.split_of(np.array([0.93])).tolist() == [0]
 
 
 def test_a_one_note_instrument_is_in_train():
@@ -293,21 +303,21 @@ def test_unplayable_pitch_is_left_out():
   source = gm_notes.GMNotesSource("train", **kwargs)
   stats = source.summary["soundfonts"]["TimGM6mb"]
   assert (stats["rendered"], stats["kept"], stats["silent"]) == (30, 25, 5)
-  assert np.max(np.abs(gm_notes.render_note(TIM, 68, 30, 127))) < 1e-3
-  for split in gm_notes.SPLITS:
+  assert np.max(np.abs(soundfonts.render_note(TIM, 68, 30, 127))) < 1e-3
+  for split in gm_index.SPLITS:
     notes = _notes(gm_notes.GMNotesSource(split, **kwargs))
     assert all(pitch != 30 for _, _, pitch, _ in notes)
 
 
 def test_silent_renders_are_detected(monkeypatch):
-  render = gm_notes._render_raw
+  render = soundfonts._render_raw
 
   def quiet_at_64(template, bank, program, pitch, velocity, *args):
     audio = render(template, bank, program, pitch, velocity, *args)
     return audio * 1e-4 if pitch == 64 else audio  # Peak well below -60 dBFS.
 
-  monkeypatch.setattr(gm_notes, "_render_raw", quiet_at_64)
-  monkeypatch.setattr(gm_notes, "_SCANS", {})
+  monkeypatch.setattr(soundfonts, "_render_raw", quiet_at_64)
+  monkeypatch.setattr(gm_index, "_SCANS", {})
   source = gm_notes.GMNotesSource("train", soundfonts=TIM, programs=(0, 40), pitches=(60, 64, 67), cache_dir=None)
   assert source.summary["total"]["silent"] == 2 * 5
   assert source.summary["total"]["kept"] == 2 * 2 * 5
@@ -324,7 +334,7 @@ def test_all_silent_is_an_error():
 
 
 def test_index_cache_is_written_and_reused(tmp_path, monkeypatch):
-  monkeypatch.setattr(gm_notes, "_SCANS", {})
+  monkeypatch.setattr(gm_index, "_SCANS", {})
   kwargs = dict(soundfonts=TIM, programs=(0, 40), pitches=(60, 64), cache_dir=str(tmp_path))
   first = gm_notes.GMNotesSource("train", **kwargs)
   files = list(tmp_path.iterdir())
@@ -333,8 +343,8 @@ def test_index_cache_is_written_and_reused(tmp_path, monkeypatch):
   def no_render(*args):
     raise AssertionError("the cached index was not used")
 
-  monkeypatch.setattr(gm_notes, "_SCANS", {})
-  monkeypatch.setattr(gm_notes, "_compute_scan", no_render)
+  monkeypatch.setattr(gm_index, "_SCANS", {})
+  monkeypatch.setattr(gm_index, "_compute_scan", no_render)
   again = gm_notes.GMNotesSource("train", **kwargs)
   assert _notes(again) == _notes(first) and again.summary["total"] == first.summary["total"]
   # Another silence threshold reuses the same cache.
@@ -344,15 +354,74 @@ def test_index_cache_is_written_and_reused(tmp_path, monkeypatch):
     gm_notes.GMNotesSource("train", **kwargs, gain_db=-3.0)
 
 
-def test_corrupt_index_cache_is_rebuilt(tmp_path, monkeypatch):
-  monkeypatch.setattr(gm_notes, "_SCANS", {})
-  kwargs = dict(soundfonts=TIM, programs=(0,), pitches=(60, 64, 67), cache_dir=str(tmp_path))
-  first = gm_notes.GMNotesSource("train", **kwargs)
+def _in_order(source):
+  """The source's notes and labels, in index order."""
+  return [(source.note(i), int(source._label[i])) for i in range(len(source))]
+
+
+def _truncated(file):
+  file.write_bytes(file.read_bytes()[: file.stat().st_size // 2])
+
+
+def _random_bytes(file):
+  file.write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
+
+
+def _rewritten(file, **changes):
+  """Rewrites the cache npz with `changes` to its arrays or, for `meta_*`, to its meta fields."""
+  with np.load(file) as data:
+    arrays = {k: data[k] for k in data.files}
+  meta = json.loads(str(arrays["meta"]))
+  for key, value in changes.items():
+    if key.startswith("meta_") and value is None:
+      del meta[key[5:]]
+    elif key.startswith("meta_"):
+      meta[key[5:]] = value
+    elif value is None:
+      del arrays[key]
+    else:
+      arrays[key] = value
+  arrays["meta"] = np.asarray(json.dumps(meta))
+  with open(file, "wb") as f:
+    np.savez(f, **arrays)
+
+
+DAMAGES = {
+    "truncated": _truncated,
+    "random_bytes": _random_bytes,
+    # All peaks 0: trusting the file would make every note silent.
+    "other_version": lambda f: _rewritten(f, peaks=np.zeros(15, np.float32), meta_version=1),
+    "no_version": lambda f: _rewritten(f, peaks=np.zeros(15, np.float32), meta_version=None),
+    "copied_from_another_key": lambda f: _rewritten(f, peaks=np.zeros(15, np.float32), meta_key="0" * 24),
+    "missing_peaks": lambda f: _rewritten(f, peaks=None),
+    "short_peaks": lambda f: _rewritten(f, peaks=np.ones(3, np.float32)),
+    "other_notes": lambda f: _rewritten(f, notes=np.zeros((15, 3), np.int16)),
+}
+
+
+@pytest.mark.parametrize("damage", DAMAGES)
+def test_damaged_index_cache_is_rebuilt_not_trusted(tmp_path, monkeypatch, damage):
+  kwargs = dict(soundfonts=TIM, programs=(0,), pitches=(60, 64, 67))
+  monkeypatch.setattr(gm_index, "_SCANS", {})
+  reference = gm_notes.GMNotesSource("train", **kwargs, cache_dir=None)
+  monkeypatch.setattr(gm_index, "_SCANS", {})
+  gm_notes.GMNotesSource("train", **kwargs, cache_dir=str(tmp_path))
   (file,) = tmp_path.iterdir()
-  file.write_bytes(b"not an npz")
-  monkeypatch.setattr(gm_notes, "_SCANS", {})
-  assert _notes(gm_notes.GMNotesSource("train", **kwargs)) == _notes(first)
-  assert np.load(file)["peaks"].shape == (15,)
+  DAMAGES[damage](file)
+  monkeypatch.setattr(gm_index, "_SCANS", {})
+  rebuilt = gm_notes.GMNotesSource("train", **kwargs, cache_dir=str(tmp_path))
+  assert _in_order(rebuilt) == _in_order(reference)
+  assert rebuilt.instrument_names == reference.instrument_names
+  assert rebuilt.summary["total"] == reference.summary["total"]
+  assert rebuilt.summary["splits"] == reference.summary["splits"]
+  assert [f.name for f in tmp_path.iterdir()] == [file.name]  # Rewritten in place, no temporary left.
+  with np.load(file) as data:  # Readable again, and of this format.
+    assert data["peaks"].shape == (15,) and np.all(data["peaks"] > 0)
+    assert json.loads(str(data["meta"]))["version"] == gm_index._CACHE_VERSION
+  # The rewritten file is trusted: the next source renders nothing.
+  monkeypatch.setattr(gm_index, "_SCANS", {})
+  monkeypatch.setattr(gm_index, "_compute_scan", lambda *args: pytest.fail("the rewritten cache was not used"))
+  assert _in_order(gm_notes.GMNotesSource("train", **kwargs, cache_dir=str(tmp_path))) == _in_order(reference)
 
 
 def test_changed_soundfont_is_detected(tmp_path):
@@ -386,7 +455,7 @@ def test_clip_seconds_renders_exactly_the_start_of_each_note():
 def test_soundfonts_by_name():
   source = gm_notes.GMNotesSource("train", soundfonts="TimGM6mb", programs=(0,), pitches=(60, 64, 67), cache_dir=None)
   assert source.soundfonts == (TIM,)
-  assert gm_notes.known_soundfonts()["TimGM6mb"] == TIM
+  assert soundfonts.known_soundfonts()["TimGM6mb"] == TIM
   with pytest.raises(FileNotFoundError, match="NoSuchFont.*neither a file nor an installed known SoundFont"):
     gm_notes.GMNotesSource("train", soundfonts="NoSuchFont", programs=(0,), pitches=(60,), cache_dir=None)
 
@@ -396,7 +465,7 @@ def test_missing_soundfont(tmp_path):
   with pytest.raises(FileNotFoundError, match="nope.sf2"):
     gm_notes.GMNotesSource("train", soundfonts=f"{TIM},{missing}", cache_dir=None, programs=(0,), pitches=(60,))
   with pytest.raises(FileNotFoundError, match="nope.sf2"):
-    gm_notes.render_note(missing, 0, 60, 100)
+    soundfonts.render_note(missing, 0, 60, 100)
 
 
 def test_corrupt_soundfont(tmp_path, rng):
@@ -405,9 +474,52 @@ def test_corrupt_soundfont(tmp_path, rng):
   with pytest.raises(ValueError, match="corrupt.sf2"):
     gm_notes.GMNotesSource("train", soundfonts=str(bad), cache_dir=None, programs=(0,), pitches=(60,))
   with pytest.raises(ValueError, match="corrupt.sf2"):
-    gm_notes.render_note(str(bad), 0, 60, 100)
+    soundfonts.render_note(str(bad), 0, 60, 100)
   with pytest.raises(ValueError, match="directory"):
-    gm_notes.render_note(str(tmp_path), 0, 60, 100)
+    soundfonts.render_note(str(tmp_path), 0, 60, 100)
+
+
+def _wav_bytes():
+  """A valid RIFF file that is not a SoundFont: 0.1 s of 16-bit WAV silence."""
+  data = bytes(3200)
+  fmt = (16).to_bytes(4, "little") + (1).to_bytes(2, "little") * 2 + (16000).to_bytes(4, "little")
+  fmt += (32000).to_bytes(4, "little") + (2).to_bytes(2, "little") + (16).to_bytes(2, "little")
+  body = b"WAVE" + b"fmt " + fmt + b"data" + len(data).to_bytes(4, "little") + data
+  return b"RIFF" + len(body).to_bytes(4, "little") + body
+
+
+BAD_FILES = {
+    # name: (how the file is made, the error, what its message says besides the file's name)
+    "missing": (lambda path: None, FileNotFoundError, "not found"),
+    "directory": (lambda path: path.mkdir(), ValueError, "is a directory"),
+    "empty": (lambda path: path.write_bytes(b""), ValueError, "is an empty file"),
+    "random_bytes": (lambda path: path.write_bytes(np.random.default_rng(0).integers(
+        0, 256, 4096, dtype=np.uint8).tobytes()), ValueError, "no RIFF 'sfbk' header"),
+    "truncated": (lambda path: path.write_bytes(open(TIM, "rb").read()[:1_000_000]), ValueError,
+                  "is truncated: its header declares 5994284 bytes, the file has 1000000"),
+    "wav": (lambda path: path.write_bytes(_wav_bytes()), ValueError, "no RIFF 'sfbk' header"),
+    # A whole RIFF sfbk header over garbage: TinySoundFont's own parser rejects it.
+    "garbage_body": (lambda path: path.write_bytes(open(TIM, "rb").read()[:12] + np.random.default_rng(1).integers(
+        0, 256, 5994284 - 12, dtype=np.uint8).tobytes()), ValueError, "is not a readable .sf2/.sf3 file"),
+}
+
+
+@pytest.mark.parametrize("kind", BAD_FILES)
+def test_bad_soundfont_file_is_named_before_any_work(tmp_path, monkeypatch, kind):
+  make, error, message = BAD_FILES[kind]
+  bad = tmp_path / f"bad_{kind}.sf2"
+  make(bad)
+  cache = tmp_path / "cache"
+  monkeypatch.setattr(gm_index, "_SCANS", {})
+  monkeypatch.setattr(soundfonts, "_render_raw", lambda *args: pytest.fail("a note was rendered"))
+  with pytest.raises(error) as raised:
+    # The bad file comes second: TimGM6mb is neither scanned nor cached first.
+    gm_notes.GMNotesSource("train", soundfonts=f"{TIM},{bad}", programs=(0,), pitches=(60,), cache_dir=str(cache))
+  assert repr(str(bad)) in str(raised.value) and message in str(raised.value), str(raised.value)
+  assert not cache.exists()
+  with pytest.raises(error) as raised:
+    soundfonts.render_note(str(bad), 0, 60, 100)
+  assert repr(str(bad)) in str(raised.value) and message in str(raised.value)
 
 
 @pytest.mark.parametrize(
@@ -415,19 +527,21 @@ def test_corrupt_soundfont(tmp_path, rng):
     [
         (dict(split="training"), "split must be one of"),
         (dict(soundfonts=" , "), "soundfonts names no file"),
-        (dict(soundfonts=[TIM]), "soundfonts must be a comma-separated string"),
+        (dict(soundfonts=[TIM]), "soundfonts must be a string"),
         (dict(soundfonts=f"{TIM},{TIM}"), "two files named 'TimGM6mb'"),
         (dict(programs=(120,)), "program 120 has no NSynth family"),
-        (dict(programs=()), "programs is empty"),
-        (dict(programs=(0, 0)), "repeated"),
-        (dict(pitches=()), "pitches is empty"),
-        (dict(pitches=(128,)), r"pitches\[0\] must be an integer in \[0, 127\]"),
-        (dict(velocities=(0, 100)), "velocities"),
-        (dict(sample_rate=0), "sample_rate"),
-        (dict(held_seconds=0.0), "held_seconds"),
-        (dict(release_seconds=-1.0), "release_seconds"),
-        (dict(silence_db=float("nan")), "silence_db"),
-        (dict(cache_dir=3), "cache_dir"),
+        (dict(programs=()), r"programs must be a non-empty tuple of integers in \[0, 127\]"),
+        (dict(programs=(0, 0)), "programs has repeated entries"),
+        (dict(pitches=()), "pitches must be a non-empty tuple"),
+        (dict(pitches=(128,)), r"pitches must be a non-empty tuple of integers in \[0, 127\], got \(128,\)"),
+        (dict(velocities=(0, 100)), r"velocities must be a non-empty tuple of integers in \[1, 127\]"),
+        (dict(sample_rate=0), "sample_rate must be an integer in"),
+        (dict(held_seconds=0.0), "held_seconds must be a finite number > 0"),
+        (dict(held_seconds=1e-5), "held_seconds must be at least one sample at 16000 Hz"),
+        (dict(release_seconds=-1.0), "release_seconds must be a finite number >= 0"),
+        (dict(silence_db=float("nan")), "silence_db must be a finite number"),
+        (dict(gain_db=float("inf")), "gain_db must be a finite number"),
+        (dict(cache_dir=3), "cache_dir must be a path"),
     ],
 )
 def test_bad_arguments(kwargs, match):
@@ -437,14 +551,14 @@ def test_bad_arguments(kwargs, match):
 
 
 def test_bad_render_arguments():
-  with pytest.raises(ValueError, match="velocity"):
-    gm_notes.render_note(TIM, 0, 60, 0)
-  with pytest.raises(ValueError, match="pitch"):
-    gm_notes.render_note(TIM, 0, 128, 100)
-  with pytest.raises(ValueError, match="not in bank 1"):
-    gm_notes.render_note(TIM, 0, 60, 100, bank=1)
-  with pytest.raises(ValueError, match="synth_or_soundfont"):
-    gm_notes.render_note(3, 0, 60, 100)
+  with pytest.raises(ValueError, match=r"velocity must be an integer in \[1, 127\], got 0"):
+    soundfonts.render_note(TIM, 0, 60, 0)
+  with pytest.raises(ValueError, match=r"pitch must be an integer in \[0, 127\], got 128"):
+    soundfonts.render_note(TIM, 0, 128, 100)
+  with pytest.raises(ValueError, match="program 0 is not in bank 1"):
+    soundfonts.render_note(TIM, 0, 60, 100, bank=1)
+  with pytest.raises(ValueError, match="synth_or_soundfont must be a tinysoundfont.Synth or an .sf2/.sf3 path"):
+    soundfonts.render_note(3, 0, 60, 100)
 
 
 def test_index_out_of_range(train):

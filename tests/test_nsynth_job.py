@@ -1,4 +1,4 @@
-"""Tests of the main job `experiments.nsynth` on the tiny config: schema, files, reuse, bad configs."""
+"""Tests of the main job (`shuffle_learn.job`, `python -m experiments.nsynth`) on the tiny config: schema, files, reuse, bad configs."""
 
 import json
 import os
@@ -6,9 +6,9 @@ import os
 import ml_collections
 import pytest
 
-from experiments import nsynth
 from experiments.configs import nsynth as nsynth_config
 from experiments.configs import tiny
+from shuffle_learn import job as job_lib
 from shuffle_learn.evaluators import probes
 
 
@@ -31,7 +31,7 @@ def tiny_job_config():
 @pytest.fixture(scope="module")
 def job(tmp_path_factory):
   workdir = str(tmp_path_factory.mktemp("job"))
-  return workdir, nsynth.run(tiny_job_config(), workdir)
+  return workdir, job_lib.run(tiny_job_config(), workdir)
 
 
 def test_results_follow_the_schema(job):
@@ -66,7 +66,7 @@ def test_second_run_reuses_pretraining_and_embeddings(job):
   config = tiny_job_config()
   config.baselines = ("random_embedding",)
   embeddings = sorted(os.listdir(os.path.join(workdir, "embeddings")))
-  second = nsynth.run(config, workdir)
+  second = job_lib.run(config, workdir)
   assert sorted(os.listdir(os.path.join(workdir, "embeddings"))) == embeddings  # Nothing new computed.
   for method in ("perturbed_fy", "random_embedding"):
     assert second["methods"][method] == first["methods"][method]
@@ -79,8 +79,8 @@ def test_second_run_reuses_pretraining_and_embeddings(job):
     ("eval.n_train", (100,), "config.eval.pool_examples"),
     ("eval.seeds", 0, "config.eval.seeds"),
     ("eval.tasks", ("speaker_id",), "config.eval.tasks"),
-    ("eval.probe", "svm", "config.eval: kind must be one of"),
-    ("pretrain.train.batch_size", 0, "config.train.batch_size"),
+    ("eval.probe", "svm", "config.eval.probe must be one of"),
+    ("pretrain.train.batch_size", 0, "config.pretrain.train.batch_size must be an integer >= 1"),
 ])
 def test_bad_job_config_fails_at_start(tmp_path, field, value, message):
   values = tiny_job_config().to_dict()
@@ -90,7 +90,7 @@ def test_bad_job_config_fails_at_start(tmp_path, field, value, message):
     node = node[parent]
   node[name] = value
   with pytest.raises(ValueError, match=message):
-    nsynth.run(ml_collections.ConfigDict(values), str(tmp_path))
+    job_lib.run(ml_collections.ConfigDict(values), str(tmp_path))
   assert not os.path.exists(os.path.join(tmp_path, "results.json"))
 
 
@@ -102,7 +102,7 @@ def test_sweep_runs_the_job_per_point_and_summarizes(tmp_path):
   config.sweep.fields = ("pretext.n_rows", "pretext.n_cols")
   config.sweep.points = ((2, 1), (1, 2))
   config.sweep.names = ("frequency", "time")
-  summary = nsynth.run(config, str(tmp_path))
+  summary = job_lib.run(config, str(tmp_path))
   assert list(summary["sweep"]) == ["frequency", "time"]
   for name, (rows, cols) in zip(("frequency", "time"), ((2, 1), (1, 2))):
     with open(tmp_path / name / "results.json") as f:
@@ -127,11 +127,11 @@ def test_sweep_runs_the_job_per_point_and_summarizes(tmp_path):
     ({"fields": ("pretext.n_rows",), "points": (2, 3), "names": ("a", "a")}, "config.sweep.names"),
     ({"fields": ("pretext.n_rows",), "points": (2,), "names": ("a/b",)}, "config.sweep.names"),
     ({"fields": ("pretext.n_rows",), "points": ()}, "config.sweep.points is empty"),
-    ({"fields": ("pretext.n_rows",), "points": (2, 0)}, "point '0' gives a bad pre-training config: config.pretext"),
+    ({"fields": ("pretext.n_rows",), "points": (2, 0)}, "point '0' gives a bad pre-training config: config.pretrain.pretext"),
 ])
 def test_bad_sweep_fails_at_start(tmp_path, sweep, message):
   config = tiny_job_config().to_dict()
   config["sweep"].update(sweep)
   with pytest.raises(ValueError, match=message):
-    nsynth.run(ml_collections.ConfigDict(config), str(tmp_path))
+    job_lib.run(ml_collections.ConfigDict(config), str(tmp_path))
   assert os.listdir(tmp_path) == []

@@ -5,6 +5,7 @@ import pytest
 
 from shuffle_learn.data import loader
 from shuffle_learn.data import nsynth
+from shuffle_learn.data import schema
 
 tfds = pytest.importorskip("tensorflow_datasets")
 
@@ -20,7 +21,7 @@ class _Notes:
 
   def __getitem__(self, index):
     rng = np.random.default_rng(index)
-    return {"audio": rng.standard_normal(nsynth.NUM_SAMPLES).astype(np.float32) * 0.1,
+    return {"audio": rng.standard_normal(schema.NUM_SAMPLES).astype(np.float32) * 0.1,
             "pitch": np.int32(index), "velocity": np.int32(100), "instrument/label": np.int32(index % 3),
             "instrument/family": np.int32(index % 11), "instrument/source": np.int32(0)}
 
@@ -32,12 +33,21 @@ def test_nsynth_mock_examples_have_the_common_schema(config, split):
     source = nsynth.NSynthSource(split, config=config)
     assert len(source) == 4
     note = source[3]
-  assert set(note) == {"audio"} | set(nsynth.INT_FEATURES)
+  assert set(note) == {"audio"} | set(schema.NOTE_LABELS)
   assert note["audio"].shape == (64000,) and note["audio"].dtype == np.float32
-  for key in nsynth.INT_FEATURES:
+  for key in schema.NOTE_LABELS:
     assert note[key].dtype == np.int32
-  assert 0 <= note["instrument/family"] < len(nsynth.FAMILIES)
+  assert 0 <= note["instrument/family"] < len(schema.FAMILIES)
   assert 0 <= note["pitch"] < 128
+
+
+@pytest.mark.parametrize("config", nsynth.CONFIGS)
+def test_nsynth_is_a_note_source_with_the_dataset_instruments(config):
+  with tfds.testing.mock_data(num_examples=4):
+    source = nsynth.NSynthSource("valid", config=config)
+  assert isinstance(source, schema.NoteSource)
+  assert source.num_instruments == 1006  # NSynth's instrument/label classes, from the TFDS dataset info.
+  assert source.num_families == len(schema.FAMILIES) == 11
 
 
 def test_nsynth_mock_batches_through_grain():
@@ -48,9 +58,9 @@ def test_nsynth_mock_batches_through_grain():
 
 
 def test_nsynth_rejects_bad_arguments():
-  with pytest.raises(ValueError, match="split"):
+  with pytest.raises(ValueError, match="split must be one of"):
     nsynth.NSynthSource("training")
-  with pytest.raises(ValueError, match="config"):
+  with pytest.raises(ValueError, match="config must be one of"):
     nsynth.NSynthSource("train", config="gansynth")
 
 
@@ -127,7 +137,12 @@ def test_loader_rejects_bad_arguments():
     loader.note_batches(_Notes(4), batch_size=1, seed=0, num_epochs=0)
 
 
-def test_worker_processes_deliver_the_same_batches():
+def test_worker_processes_need_parsed_flags_and_deliver_the_same_batches():
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  if not flags.FLAGS.is_parsed():
+    with pytest.raises(ValueError, match="needs absl flags parsed"):
+      loader.note_batches(_Notes(16), batch_size=4, seed=3, worker_count=2)
+    flags.FLAGS.mark_as_parsed()  # As a command-line program (shuffle_learn.cli) has them.
   # _Notes is defined at module level, so it pickles into grain's workers.
   read = lambda workers: [b["pitch"] for b in loader.note_batches(
       _Notes(16), batch_size=4, seed=3, num_epochs=1, worker_count=workers)]

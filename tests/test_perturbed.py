@@ -39,24 +39,24 @@ from shuffle_learn.ranking import perturbed_ranks
 NOISES = ("normal", "gumbel")
 NUM_SE = 5.0  # Two-sided normal tail beyond 5 SE: 5.7e-7.
 EULER_GAMMA = 0.5772156649015329  # Mean of the standard Gumbel distribution.
-_STATIC = ("num_samples", "sigma", "noise", "axis")
+_STATIC = ("num_perturbations", "sigma", "noise", "axis")
 
 _ranks = jax.jit(perturbed_ranks, static_argnames=_STATIC)
 _fy = jax.jit(fenchel_young_loss, static_argnames=_STATIC)
 
 
 @functools.partial(jax.jit, static_argnames=_STATIC)
-def _ranks_and_vjp(key, values, cotangent, *, num_samples, sigma, noise="normal", axis=-1):
+def _ranks_and_vjp(key, values, cotangent, *, num_perturbations, sigma, noise="normal", axis=-1):
   """perturbed_ranks and its VJP with `cotangent`, in one compiled function."""
   ranks, vjp_fn = jax.vjp(
-      lambda v: perturbed_ranks(key, v, num_samples=num_samples, sigma=sigma, noise=noise, axis=axis), values)
+      lambda v: perturbed_ranks(key, v, num_perturbations=num_perturbations, sigma=sigma, noise=noise, axis=axis), values)
   return ranks, vjp_fn(cotangent)[0]
 
 
 @functools.partial(jax.jit, static_argnames=_STATIC)
-def _fy_value_and_vjp(key, scores, target, cotangent, *, num_samples, sigma, noise="normal", axis=-1):
+def _fy_value_and_vjp(key, scores, target, cotangent, *, num_perturbations, sigma, noise="normal", axis=-1):
   loss, vjp_fn = jax.vjp(
-      lambda s, t: fenchel_young_loss(key, s, t, num_samples=num_samples, sigma=sigma, noise=noise, axis=axis),
+      lambda s, t: fenchel_young_loss(key, s, t, num_perturbations=num_perturbations, sigma=sigma, noise=noise, axis=axis),
       scores, target)
   return (loss,) + vjp_fn(cotangent)
 
@@ -129,8 +129,8 @@ def _target_for(shape, axis, seed):
   return np.moveaxis(perms.reshape(moved_shape), -1, axis)
 
 
-def _rank_sample_se(rng, theta, sigma, noise, num_samples):
-  """Standard error of the mean of num_samples ranks, per item.
+def _rank_sample_se(rng, theta, sigma, noise, num_perturbations):
+  """Standard error of the mean of num_perturbations ranks, per item.
 
   The per-sample standard deviation is measured on a numpy simulation. When a
   rank is nearly deterministic the simulation may see no variation at all while
@@ -145,14 +145,14 @@ def _rank_sample_se(rng, theta, sigma, noise, num_samples):
   p = _pairwise_win_probability(theta, sigma, noise)
   np.fill_diagonal(p, 0.0)
   var = np.maximum(samples.var(axis=0), np.sum(p * (1.0 - p), axis=1))
-  return np.sqrt(var / num_samples), samples
+  return np.sqrt(var / num_perturbations), samples
 
 
-def _vjp_sample_se(rng, theta, g, sigma, noise, num_samples):
+def _vjp_sample_se(rng, theta, g, sigma, noise, num_perturbations):
   """Standard error of the VJP estimator <y*(theta + sigma Z), g> grad nu(Z) / sigma."""
   z = _np_noise(rng, (100_000, theta.size), noise)
   per_sample = (_np_ranks(theta + sigma * z) @ g)[:, None] * _np_grad_nu(z, noise) / sigma
-  return per_sample.std(axis=0) / np.sqrt(num_samples)
+  return per_sample.std(axis=0) / np.sqrt(num_perturbations)
 
 
 # Rows of a (3, 5) batch: generic, small gaps, and an exact tie.
@@ -189,48 +189,48 @@ def test_closed_form_reference_agrees_with_numpy_simulation():
 @pytest.mark.parametrize("noise", NOISES)
 @pytest.mark.parametrize("sigma", (0.5, 1.5))
 def test_perturbed_ranks_and_vjp_match_closed_form(noise, sigma):
-  num_samples = 100_000
+  num_perturbations = 100_000
   rng = np.random.default_rng(11)
   g = rng.standard_normal(THETAS.shape)
   ranks, vjp = _ranks_and_vjp(jax.random.key(5), jnp.asarray(THETAS, jnp.float32), jnp.asarray(g, jnp.float32),
-                              num_samples=num_samples, sigma=sigma, noise=noise)
+                              num_perturbations=num_perturbations, sigma=sigma, noise=noise)
   assert ranks.shape == vjp.shape == THETAS.shape
   ranks, vjp = np.asarray(ranks, np.float64), np.asarray(vjp, np.float64)
   for row, theta in enumerate(THETAS):
-    se, _ = _rank_sample_se(rng, theta, sigma, noise, num_samples)
+    se, _ = _rank_sample_se(rng, theta, sigma, noise, num_perturbations)
     np.testing.assert_array_less(np.abs(ranks[row] - _closed_form_ranks(theta, sigma, noise)), NUM_SE * se)
-    se = _vjp_sample_se(rng, theta, g[row], sigma, noise, num_samples)
+    se = _vjp_sample_se(rng, theta, g[row], sigma, noise, num_perturbations)
     want = _closed_form_jacobian(theta, sigma, noise).T @ g[row]
     np.testing.assert_array_less(np.abs(vjp[row] - want), NUM_SE * se)
 
 
 def test_perturbed_ranks_and_vjp_along_axis0_match_closed_form():
   # The vectors are the columns of a (5, 3) array, ranked along axis 0.
-  sigma, num_samples, noise = 0.5, 100_000, "gumbel"
+  sigma, num_perturbations, noise = 0.5, 100_000, "gumbel"
   rng = np.random.default_rng(12)
   g = rng.standard_normal(THETAS.T.shape)
   ranks, vjp = _ranks_and_vjp(jax.random.key(9), jnp.asarray(THETAS.T, jnp.float32), jnp.asarray(g, jnp.float32),
-                              num_samples=num_samples, sigma=sigma, noise=noise, axis=0)
+                              num_perturbations=num_perturbations, sigma=sigma, noise=noise, axis=0)
   assert ranks.shape == vjp.shape == THETAS.T.shape
   ranks, vjp = np.asarray(ranks, np.float64), np.asarray(vjp, np.float64)
   for col, theta in enumerate(THETAS):
-    se, _ = _rank_sample_se(rng, theta, sigma, noise, num_samples)
+    se, _ = _rank_sample_se(rng, theta, sigma, noise, num_perturbations)
     np.testing.assert_array_less(np.abs(ranks[:, col] - _closed_form_ranks(theta, sigma, noise)), NUM_SE * se)
-    se = _vjp_sample_se(rng, theta, g[:, col], sigma, noise, num_samples)
+    se = _vjp_sample_se(rng, theta, g[:, col], sigma, noise, num_perturbations)
     want = _closed_form_jacobian(theta, sigma, noise).T @ g[:, col]
     np.testing.assert_array_less(np.abs(vjp[:, col] - want), NUM_SE * se)
 
 
-@pytest.mark.parametrize("noise,num_samples", (("normal", 7), ("gumbel", 1)))
-def test_perturbed_ranks_is_an_average_of_permutations(noise, num_samples):
+@pytest.mark.parametrize("noise,num_perturbations", (("normal", 7), ("gumbel", 1)))
+def test_perturbed_ranks_is_an_average_of_permutations(noise, num_perturbations):
   values = jax.random.normal(jax.random.key(3), (3, 5))
   n = values.shape[-1]
-  got = np.asarray(_ranks(jax.random.key(4), values, num_samples=num_samples, sigma=2.0, noise=noise), np.float64)
+  got = np.asarray(_ranks(jax.random.key(4), values, num_perturbations=num_perturbations, sigma=2.0, noise=noise), np.float64)
   np.testing.assert_allclose(got.sum(axis=-1), n * (n + 1) / 2, rtol=1e-6)
   assert np.all(got >= 1.0) and np.all(got <= n)
-  # Each entry is a mean of num_samples integer ranks.
-  np.testing.assert_allclose(got * num_samples, np.round(got * num_samples), atol=1e-4)
-  if num_samples == 1:
+  # Each entry is a mean of num_perturbations integer ranks.
+  np.testing.assert_allclose(got * num_perturbations, np.round(got * num_perturbations), atol=1e-4)
+  if num_perturbations == 1:
     np.testing.assert_array_equal(np.sort(got, axis=-1), np.tile(np.arange(1.0, n + 1), (3, 1)))
 
 
@@ -239,7 +239,7 @@ def test_perturbed_ranks_is_an_average_of_permutations(noise, num_samples):
 # ---------------------------------------------------------------------------
 
 # The small calls below share one configuration so that compilations are reused.
-SMALL = dict(num_samples=8, sigma=0.7)
+SMALL = dict(num_perturbations=8, sigma=0.7)
 
 
 @pytest.mark.parametrize("shape,axis,noise", (((5, 3), 0, "normal"), ((2, 5, 3), 1, "gumbel")))
@@ -283,7 +283,7 @@ _INTEGER_SCORES = np.array([[3, -1, 2, 0, 7], [10, 20, 30, -5, 1], [0, 1, 2, 3, 
 def test_dtype_and_tiny_sigma_gives_hard_ranks(dtype, out_dtype, noise):
   x = jnp.asarray(_INTEGER_SCORES).astype(dtype)
   hard = stats.rankdata(_INTEGER_SCORES, method="ordinal", axis=-1)
-  got = _ranks(jax.random.key(0), x, num_samples=16, sigma=1e-3, noise=noise)
+  got = _ranks(jax.random.key(0), x, num_perturbations=16, sigma=1e-3, noise=noise)
   assert got.dtype == out_dtype
   assert got.shape == x.shape
   np.testing.assert_array_equal(np.asarray(got, np.float32), hard)
@@ -293,7 +293,7 @@ def test_dtype_and_tiny_sigma_gives_hard_ranks(dtype, out_dtype, noise):
   np.testing.assert_array_equal(target[:2], hard[:2])
   if dtype == jnp.int32:
     return  # The loss takes the same dtype path as the ranks.
-  loss = _fy(jax.random.key(0), x, target, num_samples=16, sigma=1e-3, noise=noise)
+  loss = _fy(jax.random.key(0), x, target, num_perturbations=16, sigma=1e-3, noise=noise)
   assert loss.dtype == out_dtype
   assert loss.shape == (3,)
   theta = _INTEGER_SCORES.astype(np.float64)
@@ -302,7 +302,7 @@ def test_dtype_and_tiny_sigma_gives_hard_ranks(dtype, out_dtype, noise):
   # Gumbel noise has mean gamma: the loss also carries sigma gamma n(n+1)/2 ~ 9e-3.
   np.testing.assert_allclose(np.asarray(loss, np.float64), want, rtol=1e-2, atol=0.02)
   if dtype == jnp.bfloat16:
-    _, g = _ranks_and_vjp(jax.random.key(0), x, jnp.ones_like(x).at[:, 2:].set(0), num_samples=4, sigma=1.0)
+    _, g = _ranks_and_vjp(jax.random.key(0), x, jnp.ones_like(x).at[:, 2:].set(0), num_perturbations=4, sigma=1.0)
     assert g.dtype == jnp.bfloat16
     assert np.all(np.isfinite(np.asarray(g, np.float32)))
 
@@ -310,7 +310,7 @@ def test_dtype_and_tiny_sigma_gives_hard_ranks(dtype, out_dtype, noise):
 def test_perturbed_ranks_float64():
   with jax.enable_x64(True):
     theta = jnp.asarray(THETAS, jnp.float64)
-    got, g = _ranks_and_vjp(jax.random.key(0), theta, jnp.ones_like(theta), num_samples=20_000, sigma=0.5)
+    got, g = _ranks_and_vjp(jax.random.key(0), theta, jnp.ones_like(theta), num_perturbations=20_000, sigma=0.5)
     assert got.dtype == g.dtype == jnp.float64
   # Ranks lie in [1, 5]: their standard deviation is at most 2.
   for row, theta in enumerate(THETAS):
@@ -404,16 +404,16 @@ def test_traced_sigma_under_jit(fn):
   # and a traced sigma raised UnexpectedTracerError.
   key, x = jax.random.key(0), jnp.asarray(THETAS, jnp.float32)
   t = _random_permutations(np.random.default_rng(0), 3, 5)
-  num_samples, sigma = SMALL["num_samples"], SMALL["sigma"]
+  num_perturbations, sigma = SMALL["num_perturbations"], SMALL["sigma"]
   if fn == "perturbed_ranks":
     w = jnp.arange(15.0).reshape(3, 5)
     value, grad = jax.jit(jax.value_and_grad(
-        lambda v, s: jnp.sum(w * perturbed_ranks(key, v, sigma=s, num_samples=num_samples))))(x, sigma)
+        lambda v, s: jnp.sum(w * perturbed_ranks(key, v, sigma=s, num_perturbations=num_perturbations))))(x, sigma)
     ranks, want_grad = _ranks_and_vjp(key, x, w, **SMALL)
     want_value = jnp.sum(w * ranks)
   else:
     value, grad = jax.jit(jax.value_and_grad(
-        lambda v, s: jnp.sum(fenchel_young_loss(key, v, t, sigma=s, num_samples=num_samples))))(x, sigma)
+        lambda v, s: jnp.sum(fenchel_young_loss(key, v, t, sigma=s, num_perturbations=num_perturbations))))(x, sigma)
     loss, want_grad, _ = _fy_value_and_vjp(key, x, t, jnp.ones(3), **SMALL)
     want_value = jnp.sum(loss)
   np.testing.assert_allclose(float(value), float(want_value), rtol=1e-5)
@@ -444,10 +444,10 @@ BAD_ARGUMENTS = (
     ({"sigma": float("nan")}, "sigma"),
     ({"sigma": float("inf")}, "sigma"),
     ({"sigma": "0.1"}, "sigma"),
-    ({"num_samples": 0}, "num_samples"),
-    ({"num_samples": -1}, "num_samples"),
-    ({"num_samples": 2.5}, "num_samples"),
-    ({"num_samples": True}, "num_samples"),
+    ({"num_perturbations": 0}, "num_perturbations"),
+    ({"num_perturbations": -1}, "num_perturbations"),
+    ({"num_perturbations": 2.5}, "num_perturbations"),
+    ({"num_perturbations": True}, "num_perturbations"),
     ({"axis": 2}, "axis"),
     ({"axis": -3}, "axis"),
     ({"axis": 1.0}, "axis"),
@@ -474,7 +474,7 @@ def test_fenchel_young_target_shape_mismatch_raises(target_shape):
 
 
 def test_numpy_scalar_arguments_are_accepted():
-  got = _ranks(jax.random.key(0), jnp.zeros((3, 5)), num_samples=np.int64(8), sigma=np.float32(0.7))
+  got = _ranks(jax.random.key(0), jnp.zeros((3, 5)), num_perturbations=np.int64(8), sigma=np.float32(0.7))
   assert got.shape == (3, 5)
 
 
@@ -483,9 +483,9 @@ def test_numpy_scalar_arguments_are_accepted():
 # ---------------------------------------------------------------------------
 
 
-def _np_fenchel_young_samples(rng, theta, target, sigma, noise, num_samples):
-  """Per-sample max_y <y, theta + sigma Z> - <theta, target>, shape (num_samples, ...)."""
-  v = theta + sigma * _np_noise(rng, (num_samples,) + theta.shape, noise)
+def _np_fenchel_young_samples(rng, theta, target, sigma, noise, num_perturbations):
+  """Per-sample max_y <y, theta + sigma Z> - <theta, target>, shape (num_perturbations, ...)."""
+  v = theta + sigma * _np_noise(rng, (num_perturbations,) + theta.shape, noise)
   return _np_max_over_permutations(v) - np.sum(theta * target, axis=-1)
 
 
@@ -501,21 +501,21 @@ def test_fenchel_young_value_and_grad_match_independent_references(noise, sigma)
   theta = np.concatenate([random_rows, 100.0 * _ALONG_TARGET])
   target = np.concatenate([_random_permutations(rng, random_rows.shape[0], 5), _ALONG_TARGET])
   batch = theta.shape[0]
-  num_samples = 40_000
+  num_perturbations = 40_000
   loss, grad, grad_target = _fy_value_and_vjp(
       jax.random.key(21), jnp.asarray(theta, jnp.float32), target, jnp.ones(batch),
-      num_samples=num_samples, sigma=sigma, noise=noise)
+      num_perturbations=num_perturbations, sigma=sigma, noise=noise)
   assert loss.shape == (batch,)
   loss = np.asarray(loss, np.float64)
   # Value: an independent numpy estimate of E[max_y <y, theta + sigma Z>] - <theta, target>.
   samples = _np_fenchel_young_samples(rng, theta, target, sigma, noise, 200_000)
   var = samples.var(axis=0)
-  tol = NUM_SE * np.sqrt(var / num_samples + var / samples.shape[0])
+  tol = NUM_SE * np.sqrt(var / num_perturbations + var / samples.shape[0])
   # 1e-3: float32 cancellation in max - <theta, target> (both ~5500) on the last rows.
   np.testing.assert_array_less(np.abs(loss - samples.mean(axis=0)), tol + 1e-3)
   # Gradients: closed-form expected ranks - target, and -theta for the target.
   for row in range(batch):
-    se, _ = _rank_sample_se(rng, theta[row], sigma, noise, num_samples)
+    se, _ = _rank_sample_se(rng, theta[row], sigma, noise, num_perturbations)
     want = _closed_form_ranks(theta[row], sigma, noise) - target[row]
     np.testing.assert_array_less(np.abs(np.asarray(grad[row], np.float64) - want), NUM_SE * se + 1e-6)
   np.testing.assert_allclose(np.asarray(grad_target), -theta, rtol=1e-6)
@@ -528,7 +528,7 @@ def test_fenchel_young_value_and_grad_match_independent_references(noise, sigma)
   np.testing.assert_allclose(np.asarray(grad[along]), 0.0, atol=1e-6)
   mean = 0.0 if noise == "normal" else sigma * EULER_GAMMA * 15.0
   var_z = 1.0 if noise == "normal" else np.pi ** 2 / 6
-  se = sigma * np.sqrt(var_z * np.sum(_ALONG_TARGET.astype(np.float64) ** 2, axis=-1) / num_samples)
+  se = sigma * np.sqrt(var_z * np.sum(_ALONG_TARGET.astype(np.float64) ** 2, axis=-1) / num_perturbations)
   np.testing.assert_array_less(np.abs(loss[along] - mean), NUM_SE * se + 1e-3)
 
   if noise == "normal":
@@ -536,7 +536,7 @@ def test_fenchel_young_value_and_grad_match_independent_references(noise, sigma)
     # max_y <y, theta> >= <theta, target> (Jensen).
     lower = _np_max_over_permutations(theta) - np.sum(theta * target, axis=-1)
     assert np.all(lower >= 0.0)
-    np.testing.assert_array_less(lower - NUM_SE * np.sqrt(var / num_samples) - 1e-3, loss)
+    np.testing.assert_array_less(lower - NUM_SE * np.sqrt(var / num_perturbations) - 1e-3, loss)
 
 
 # ---------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import sys
 import textwrap
 import time
 
+import chex
 import jax
 import ml_collections
 import numpy as np
@@ -15,6 +16,8 @@ import pytest
 from experiments.configs import default
 from experiments.configs import paper
 from experiments.configs import tiny
+from shuffle_learn import checkpoints
+from shuffle_learn import metrics
 from shuffle_learn import train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -29,13 +32,13 @@ def tiny_config(**overrides):
 
 
 def params_of(workdir, step=None):
-  return jax.tree.leaves(train.load_checkpoint(workdir, step)[1])
+  return checkpoints.load_checkpoint(workdir, step)[1]
 
 
 def assert_same_params(a, b):
-  assert len(a) == len(b)
-  for x, y in zip(a, b):
-    np.testing.assert_array_equal(x, y)
+  """The same tree structure, shapes and dtypes, and bit-identical values."""
+  chex.assert_trees_all_equal_shapes_and_dtypes(a, b)
+  chex.assert_trees_all_equal(a, b)
 
 
 @pytest.fixture(scope="module")
@@ -51,35 +54,35 @@ def test_tiny_run_learns_the_pretext_task_above_chance(tiny_run):
   assert summary["chance"] == 1 / 4
   # 40 validation notes x 4 bands with fixed permutations: chance is 0.25 +- 0.04.
   assert summary["valid"]["partial_ranks_accuracy"] >= summary["chance"] + 0.08
-  metrics = train.read_metrics(workdir)
-  losses = [v for _, v in metrics["train/loss"]]
+  history = metrics.read_metrics(workdir)
+  losses = [v for _, v in history["train/loss"]]
   # The perturbed F-Y loss tends to 0 only as the scores grow against sigma
   # (1.0 here): 60 steps take it down by about a third, not to 0.
   assert losses[-1] < 0.75 * losses[0]
-  assert [s for s, _ in metrics["valid/partial_ranks_accuracy"]] == [20, 40, 60]
+  assert [s for s, _ in history["valid/partial_ranks_accuracy"]] == [20, 40, 60]
   assert summary["steps_per_second"] > 0 and summary["examples_per_second"] == pytest.approx(
       8 * summary["steps_per_second"])
 
 
 def test_tiny_run_leaves_config_checkpoints_and_tensorboard(tiny_run):
   workdir, _ = tiny_run
-  config, params, step = train.load_checkpoint(workdir)
+  config, params, step = checkpoints.load_checkpoint(workdir)
   assert step == 60 and config.to_dict() == tiny_config().to_dict()
-  assert sorted(os.listdir(os.path.join(workdir, train.CHECKPOINT_DIR))) == ["30", "60"]
-  assert train.load_checkpoint(workdir, 30)[2] == 30
+  assert sorted(os.listdir(os.path.join(workdir, checkpoints.CHECKPOINT_DIR))) == ["30", "60"]
+  assert checkpoints.load_checkpoint(workdir, 30)[2] == 30
   with pytest.raises(FileNotFoundError, match="no checkpoint at step 7"):
-    train.load_checkpoint(workdir, 7)
+    checkpoints.load_checkpoint(workdir, 7)
   events = os.listdir(os.path.join(workdir, "tensorboard"))
   assert any(name.startswith("events.out.tfevents") for name in events)
   # The parameters apply to the config's model.
   experiment = train.build(config)
-  x = experiment.inputs(np.zeros((2, experiment.num_samples), np.float32))
+  x = experiment.pretext.patches(experiment.pretext.input.dummy(2))
   assert experiment.model.apply(params, x, method=type(experiment.model).embed).shape == (2, 64)
 
 
 def test_load_checkpoint_of_a_non_run(tmp_path):
   with pytest.raises(FileNotFoundError, match="not a training workdir"):
-    train.load_checkpoint(str(tmp_path))
+    checkpoints.load_checkpoint(str(tmp_path))
 
 
 @pytest.mark.parametrize("loss", ["fast_soft_rank", "mse", "fixed_permutation"])
@@ -88,7 +91,7 @@ def test_every_objective_trains(tmp_path, loss):
   summary = train.train_and_evaluate(config, str(tmp_path))
   assert np.isfinite(summary["valid"]["loss"])
   assert 0 <= summary["valid"]["partial_ranks_accuracy"] <= 1
-  losses = [v for _, v in train.read_metrics(str(tmp_path))["train/loss"]]
+  losses = [v for _, v in metrics.read_metrics(str(tmp_path))["train/loss"]]
   assert all(np.isfinite(losses))
 
 
@@ -99,12 +102,12 @@ def test_interrupted_run_resumes_to_the_uninterrupted_parameters(tmp_path):
   train.train_and_evaluate(config, whole)
   first = train.train_and_evaluate(config, parts, stop_after=7)
   assert first["step"] == 7
-  assert sorted(os.listdir(os.path.join(parts, train.CHECKPOINT_DIR))) == ["5", "7"]
+  assert sorted(os.listdir(os.path.join(parts, checkpoints.CHECKPOINT_DIR))) == ["5", "7"]
   second = train.train_and_evaluate(config, parts)
   assert second["step"] == 12
   assert_same_params(params_of(parts), params_of(whole))
   # Metrics: each step once; the stop adds a row at step 7; validation is as uninterrupted.
-  resumed, uninterrupted = train.read_metrics(parts), train.read_metrics(whole)
+  resumed, uninterrupted = metrics.read_metrics(parts), metrics.read_metrics(whole)
   assert [s for s, _ in resumed["train/loss"]] == [3, 6, 7, 9, 12]
   assert resumed["train/loss"][:2] == uninterrupted["train/loss"][:2]
   assert resumed["train/loss"][-1] == uninterrupted["train/loss"][-1]
@@ -119,11 +122,11 @@ def test_killed_process_resumes_to_the_uninterrupted_parameters(tmp_path):
   command = [sys.executable, "-m", "shuffle_learn.train", "--config", "experiments/configs/tiny.py",
              "--workdir", killed, "--config.train.num_steps=100000"] + overrides
   process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-  checkpoints = os.path.join(killed, train.CHECKPOINT_DIR)
+  checkpoint_dir = os.path.join(killed, checkpoints.CHECKPOINT_DIR)
   deadline = time.time() + 240
   try:
     while time.time() < deadline and process.poll() is None:
-      done = [int(d) for d in os.listdir(checkpoints) if d.isdigit()] if os.path.isdir(checkpoints) else []
+      done = [int(d) for d in os.listdir(checkpoint_dir) if d.isdigit()] if os.path.isdir(checkpoint_dir) else []
       if done and max(done) >= 10:
         break
       time.sleep(0.05)
@@ -132,7 +135,7 @@ def test_killed_process_resumes_to_the_uninterrupted_parameters(tmp_path):
   finally:
     process.kill()
     process.wait()
-  latest = max(int(d) for d in os.listdir(checkpoints) if d.isdigit())
+  latest = max(int(d) for d in os.listdir(checkpoint_dir) if d.isdigit())
   assert latest >= 10
   config = tiny_config(train__num_steps=latest + 6, train__checkpoint_every=5, train__eval_every=1000,
                        train__log_every=5)
@@ -172,12 +175,16 @@ BAD_VALUES = [
     ("train__num_steps", 0, "config.train.num_steps"),
     ("train__eval_examples", 4, "config.train.eval_examples must be an integer >= 8"),
     ("pretext__loss", "ranknet", "config.pretext.loss must be one of"),
+    ("train__num_epochs", -1.0, "config.train.num_epochs must be a finite number >= 0"),
     ("pretext__sigma", 0.0, "config.pretext.sigma"),
-    ("pretext__num_samples", 0, "config.pretext.num_samples"),
-    ("pretext__n_rows", 1, "config.pretext.n_rows times config.pretext.n_cols must be at least 2"),
+    ("pretext__num_perturbations", 0, "config.pretext.num_perturbations must be an integer >= 1"),
+    ("pretext__regularization_strength", -1.0, "config.pretext.regularization_strength"),
+    ("pretext__modality", "smell", "config.pretext.modality must be one of"),
+    ("pretext__modality", "image", "config.image.height is missing"),
+    ("pretext__n_rows", 1, "config.pretext.n_rows times n_cols must be at least 2"),
     ("pretext__n_rows", 40, "config.pretext.n_rows must be at most the spectrogram's 32 bins"),
     ("pretext__n_rows", 16, "patches of 2 x 48 .* too small for config.model.size='tiny'"),
-    ("pretext__num_permutations", 25, "config.pretext.num_permutations must be at most n! = 24"),
+    ("pretext__num_permutations", 25, r"config.pretext.num_permutations must be an integer in \[2, 24\]"),
     ("features__kind", "mfcc", "config.features.kind must be one of"),
     ("features__seconds", 5.0, "config.features.seconds must be at most the notes' 4 s"),
     ("features__seconds", 0, "config.features.seconds must be a finite number > 0"),
@@ -186,6 +193,7 @@ BAD_VALUES = [
     ("model__normalize_patches", "yes", "config.model.normalize_patches must be a bool"),
     ("data__source", "librispeech", "config.data.source must be one of"),
     ("data__programs", (0, 200), r"config.data.programs must be a non-empty tuple of integers in \[0, 127\]"),
+    ("data__num_threads", 0, "config.data.num_threads must be an integer >= 1"),
     ("data__velocities", (), "config.data.velocities"),
     ("data__soundfonts", None, "config.data.soundfonts must be a string"),
 ]
@@ -219,9 +227,37 @@ def test_shipped_configs_are_valid(module):
 def test_paper_config_has_the_paper_settings():
   config = paper.get_config()
   assert (config.train.learning_rate, config.train.batch_size, config.pretext.n_rows) == (1e-6, 32, 10)
-  assert (config.pretext.loss, config.pretext.sigma, config.pretext.num_samples) == ("perturbed_fy", 0.1, 10)
+  assert (config.pretext.loss, config.pretext.sigma, config.pretext.num_perturbations) == ("perturbed_fy", 0.1, 10)
   assert config.features.kind == "log_spectrogram" and config.features.seconds == 4.0
-  assert config.train.num_steps * config.train.batch_size >= 1000 * paper.TRAIN_NOTES
+
+
+class _Sized:
+  def __init__(self, n):
+    self.n = n
+
+  def __len__(self):
+    return self.n
+
+
+@pytest.mark.parametrize("notes,train_examples,expected", [
+    (37_235, 0, 1_163_594),  # TimGM6mb + FluidR3_GM: ceil(1000 * 37235 / 32).
+    (9_000, 0, 281_250),     # One SoundFont's worth.
+    (9_000, 640, 20_000),    # data.train_examples caps an epoch.
+])
+def test_paper_steps_are_1000_epochs_of_the_source(notes, train_examples, expected):
+  config = paper.get_config()
+  config.data.train_examples = train_examples
+  assert train.num_steps(config, _Sized(notes)) == expected
+  config.train.num_epochs = 0.0  # num_steps then counts.
+  assert train.num_steps(config, _Sized(notes)) == config.train.num_steps
+
+
+def test_module_defaults_agree_with_the_default_config():
+  """The dataclasses' defaults are the default config's values."""
+  from shuffle_learn import pretext as pretext_lib
+  config = default.get_config()
+  assert pretext_lib.from_config(config).input == pretext_lib.AudioInput()
+  assert pretext_lib.from_config(config).objective == pretext_lib.OBJECTIVES["perturbed_fy"](num_patches=10)
 
 
 DATA_PARALLEL = textwrap.dedent("""
@@ -229,6 +265,7 @@ DATA_PARALLEL = textwrap.dedent("""
     import jax
     import numpy as np
     from experiments.configs import tiny
+    from shuffle_learn import parallel
     from shuffle_learn import train
 
     loss_name, out = sys.argv[1], sys.argv[2]
@@ -239,13 +276,14 @@ DATA_PARALLEL = textwrap.dedent("""
     state = experiment.init(0)
     step = experiment.jit_train_step()
     rng = np.random.default_rng(0)
-    t = np.arange(experiment.num_samples) / 16000
+    t = np.arange(experiment.pretext.input.num_samples) / 16000
     losses = []
     for i in range(4):
       # Chirps at random pitches and levels, one per example.
       f0 = rng.uniform(100, 2000, (8, 1))
       audio = (rng.uniform(0.05, 0.5, (8, 1)) * np.sin(2 * np.pi * f0 * t * (1 + t))).astype(np.float32)
-      state, metrics = step(state, experiment.device_batch({"audio": audio}), jax.random.key(i))
+      batch = parallel.device_batch(experiment.pretext.input, experiment.mesh, {"audio": audio})
+      state, metrics = step(state, batch, jax.random.key(i))
       losses.append(float(metrics["loss"]))
     leaves = [np.asarray(x) for x in jax.tree.leaves(state.params)]
     np.savez(out, devices=jax.device_count(), losses=np.array(losses), *leaves)

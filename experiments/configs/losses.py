@@ -17,8 +17,8 @@ cores), 9 fits per method, and the `supervised` baseline trains the whole CFN
 per fit. The pool the N notes are drawn from holds
 6,000 notes. `--config.eval.n_train=(1000,)` gives Table I alone;
 `--config.eval.n_train='(5000,)'` gives Table 6 (run it in a workdir holding
-copies of this run's `pretrain/` and `embeddings/` to reuse them; the README
-has it without `supervised`).
+copies of this run's `pretrain/` and `embeddings/` to reuse them;
+docs/results/README.md has it without `supervised`).
 """
 
 from experiments.configs import nsynth

@@ -9,8 +9,9 @@ paper's 3-layer MLP, on the pooled convolutional features of the CFN
 (`CFN.conv_embed`), with N = 1000 labelled train notes (3 seeds: the subset and
 the head's initialisation) and scores it on 2,000 fixed test notes, against
 the same CFN untrained (`random_embedding`) and log-mel statistics
-(`logmel_baseline`). Runtime and results: see the README (measured on the
-2-core CPU).
+(`logmel_baseline`). Expected: about 5 minutes on the 2-core CPU; family
+accuracy 0.745 +- 0.002 against 0.691 +- 0.006 untrained, pitch MSE 22.0
+against 26.0 (README, Results; the run in docs/results/nsynth/).
 
 Fields beside `pretrain` (the training config, every field of `default.py`):
   methods     pretext losses to pre-train and evaluate, each in its own run.
@@ -56,9 +57,10 @@ def get_table_config() -> config_dict.ConfigDict:
   """The base of the paper-table configs (`losses.py`, `patches.py`, `bands.py`).
 
   The main job's config with the `small` CFN and sigma 1.0: the settings the
-  README's Table I, Table II and Fig. 3 were measured with. `small` trains
-  1.46x faster than the default's `small_bands` on the 2-core CPU (README,
-  training throughput), which the multi-run tables need.
+  tables of docs/results/README.md (Table I, Table II, Fig. 3) were measured
+  with. `small` trains 1.46x faster than the default's `small_bands` on the
+  2-core CPU (docs/results/README.md, training throughput), which the
+  multi-run tables need.
   """
   config = get_config()
   config.pretrain.model.size = "small"

@@ -5,17 +5,15 @@ Command:
 
 The log-compressed spectrogram of the whole 4 s note (513 frequency bins), 10
 frequency bands, the AlexNet-sized CFN, perturbed Fenchel-Young loss (10
-samples, sigma 0.1), Adam at learning rate 1e-6, batch 32, 1000 epochs. On
-`gm_notes` (37,235 train notes) that is about 1.16M steps: accelerator work,
-not a CPU job (see the README's training benchmark for steps/s).
+perturbations, sigma 0.1), Adam at learning rate 1e-6, batch 32, 1000 epochs of
+the train split: the steps are computed from the source's length when the run
+starts (`shuffle_learn.train.num_steps`), e.g. about 1.16M steps for the
+37,235 train notes of TimGM6mb + FluidR3_GM. Accelerator work, not a CPU job.
 Per-patch normalisation is off: the paper does not mention it.
 """
 
-import math
-
 from experiments.configs import default
 
-TRAIN_NOTES = 37_235  # gm_notes train split with TimGM6mb and FluidR3_GM.
 EPOCHS = 1000
 
 
@@ -25,7 +23,7 @@ def get_config():
   config.features.seconds = 4.0
   config.features.normalization = "none"
   config.pretext.loss = "perturbed_fy"
-  config.pretext.num_samples = 10
+  config.pretext.num_perturbations = 10
   config.pretext.sigma = 0.1
   config.pretext.n_rows = 10
   config.pretext.n_cols = 1
@@ -34,7 +32,7 @@ def get_config():
   config.train.batch_size = 32
   config.train.learning_rate = 1e-6
   config.train.warmup_steps = 0
-  config.train.num_steps = math.ceil(EPOCHS * TRAIN_NOTES / config.train.batch_size)
+  config.train.num_epochs = float(EPOCHS)
   config.train.eval_every = 5000
   config.train.checkpoint_every = 5000
   return config

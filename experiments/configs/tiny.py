@@ -4,7 +4,7 @@ Command:
   python -m shuffle_learn.train --config experiments/configs/tiny.py --workdir /tmp/cfn_tiny
 
 TimGM6mb only, 3 programs at 2 velocities (about 200 train notes), 0.5 s of
-audio, a 32-bin log-mel in 4 bands, the TINY CFN, batch 8, 40 steps. Expected:
+audio, a 32-bin log-mel in 4 bands, the TINY CFN, batch 8, 60 steps. Expected:
 under 30 s with compilation; validation partial-ranks accuracy clearly above
 the chance level 1/4 (the tests check it).
 """

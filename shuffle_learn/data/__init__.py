@@ -1,11 +1,16 @@
-"""Audio data: SoundFont notes and NSynth in one schema, front ends, patches, permutations.
+"""Data: sources of examples in one schema per modality, front ends, patches, permutations.
 
-Modules (imported on use: `nsynth` needs the `tfds` extra, `gm_notes` needs
-`tinysoundfont`):
-  gm_notes      NSynth-style notes rendered from General-MIDI SoundFonts.
-  nsynth        NSynth through TFDS; the common note schema.
+Modules (imported on use: `nsynth` needs the `tfds` extra; `gm_notes`,
+`soundfonts` and `gm_index` need `tinysoundfont`):
+  schema        what an example is, per modality: SAMPLE_RATE, NUM_SAMPLES, FAMILIES, NoteSource.
+  sources       sources by config name, training and validation batches.
+  gm_notes      GMNotesSource: NSynth-style notes rendered from General-MIDI SoundFonts.
+  gm_programs   General-MIDI programs -> NSynth families, pitch ranges, velocities.
+  soundfonts    finding, loading and rendering SoundFont notes.
+  gm_index      the notes' selection, silence scan and its cache, and splits.
+  nsynth        NSynth through TFDS.
   loader        grain batches with shuffling, per-host sharding and exact resume.
   frontend      log spectrogram and log-mel spectrogram in JAX.
-  patches       frequency bands, time frames and time-frequency tiles.
+  patches       frequency bands, time frames, tiles and video frames as patches.
   permutations  on-device permutations, rank targets, Hamming-maximal sets.
 """

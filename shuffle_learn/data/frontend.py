@@ -28,26 +28,23 @@ References:
 from __future__ import annotations
 
 import functools
-import numbers
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from shuffle_learn import _checks
 
 _MEL_BREAK_HZ = 700.0
 _MEL_HIGH_Q = 1127.0
 
 
 def _check_positive_number(name: str, value) -> float:
-  if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value) or value <= 0:
-    raise ValueError(f"{name} must be a finite number > 0, got {value!r}.")
-  return float(value)
+  return _checks.check_number(name, value, 0.0, strict=True)
 
 
 def _check_count(name: str, value) -> int:
-  if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-    raise ValueError(f"{name} must be an integer >= 1, got {value!r}.")
-  return int(value)
+  return _checks.check_int(name, value, 1)
 
 
 def _frame_sizes(sample_rate, window_ms, hop_ms) -> tuple[int, int]:
@@ -115,14 +112,8 @@ def _frame_indices(num_samples: int, window: int, hop: int) -> np.ndarray:
   return (hop * np.arange(n, dtype=np.int32)[:, None] + np.arange(window, dtype=np.int32)[None, :])
 
 
-def stft_magnitude(
-    audio: jax.typing.ArrayLike,
-    *,
-    sample_rate: float = 16000,
-    window_ms: float = 25.0,
-    hop_ms: float = 10.0,
-    fft_size: int = 1024,
-) -> jax.Array:
+def stft_magnitude(audio: jax.typing.ArrayLike, *, sample_rate: float = 16000, window_ms: float = 25.0,
+                   hop_ms: float = 10.0, fft_size: int = 1024) -> jax.Array:
   """Magnitude of the short-time Fourier transform, ``|STFT|``.
 
   Frames are cut without centring padding (see the module docstring), windowed
@@ -161,23 +152,14 @@ def _check_log_offset(log_offset) -> float:
   return _check_positive_number("log_offset", log_offset)
 
 
-def log_spectrogram(
-    audio: jax.typing.ArrayLike,
-    *,
-    sample_rate: float = 16000,
-    window_ms: float = 25.0,
-    hop_ms: float = 10.0,
-    fft_size: int = 1024,
-    log_offset: float = 1e-6,
-) -> jax.Array:
+def log_spectrogram(audio: jax.typing.ArrayLike, *, sample_rate: float = 16000, window_ms: float = 25.0,
+                    hop_ms: float = 10.0, fft_size: int = 1024, log_offset: float = 1e-6) -> jax.Array:
   """The paper's log-compressed spectrogram, ``log(|STFT| + log_offset)``.
 
   Args:
-    audio: floating-point samples, shape ``(..., samples)``.
-    sample_rate: in Hz.
-    window_ms: window length in milliseconds.
-    hop_ms: hop in milliseconds.
-    fft_size: FFT length, at least the window length in samples.
+    audio: floating-point samples ``(..., samples)``, framed and transformed
+      as in `stft_magnitude` with ``sample_rate``, ``window_ms``, ``hop_ms``
+      and ``fft_size``.
     log_offset: added before the log (> 0), so silence gives ``log(log_offset)``.
 
   Returns:
@@ -249,8 +231,7 @@ def mel_filterbank(
   if num_fft_bins < 2:
     raise ValueError(f"num_fft_bins must be >= 2, got {num_fft_bins}.")
   sample_rate = _check_positive_number("sample_rate", sample_rate)
-  if isinstance(lower_hz, bool) or not isinstance(lower_hz, numbers.Real) or not 0 <= lower_hz < np.inf:
-    raise ValueError(f"lower_hz must be a finite number >= 0, got {lower_hz!r}.")
+  lower_hz = _checks.check_number("lower_hz", lower_hz, 0.0)
   upper_hz = _check_positive_number("upper_hz", upper_hz)
   if lower_hz >= upper_hz:
     raise ValueError(f"lower_hz must be < upper_hz, got lower_hz={lower_hz} and upper_hz={upper_hz}.")
@@ -259,18 +240,9 @@ def mel_filterbank(
   return _mel_filterbank(num_mel_bins, num_fft_bins, sample_rate, float(lower_hz), upper_hz)
 
 
-def log_mel_spectrogram(
-    audio: jax.typing.ArrayLike,
-    *,
-    sample_rate: float = 16000,
-    window_ms: float = 25.0,
-    hop_ms: float = 10.0,
-    fft_size: int = 1024,
-    num_mel_bins: int = 64,
-    lower_hz: float = 60.0,
-    upper_hz: float = 7800.0,
-    log_offset: float = 1e-6,
-) -> jax.Array:
+def log_mel_spectrogram(audio: jax.typing.ArrayLike, *, sample_rate: float = 16000, window_ms: float = 25.0,
+                        hop_ms: float = 10.0, fft_size: int = 1024, num_mel_bins: int = 64, lower_hz: float = 60.0,
+                        upper_hz: float = 7800.0, log_offset: float = 1e-6) -> jax.Array:
   """Log mel filterbank energies, ``log(|STFT| @ mel_filterbank + log_offset)``.
 
   The front end of COLA and of the multiple-sampling pretext study: 25 ms
@@ -278,11 +250,9 @@ def log_mel_spectrogram(
   STFT magnitudes (not powers).
 
   Args:
-    audio: floating-point samples, shape ``(..., samples)``.
-    sample_rate: in Hz.
-    window_ms: window length in milliseconds.
-    hop_ms: hop in milliseconds.
-    fft_size: FFT length, at least the window length in samples.
+    audio: floating-point samples ``(..., samples)``, framed and transformed
+      as in `stft_magnitude` with ``sample_rate``, ``window_ms``, ``hop_ms``
+      and ``fft_size``.
     num_mel_bins: number of mel bands.
     lower_hz: lower edge of the lowest band, < ``upper_hz``.
     upper_hz: upper edge of the highest band, at most the Nyquist frequency.

@@ -46,8 +46,8 @@ def note_batches(
     drop_remainder: bool = True,
     shard_index: int | None = None,
     shard_count: int | None = None,
-    num_threads: int = 4,
-    prefetch_buffer_size: int = 8,
+    num_threads: int = 1,
+    prefetch_buffer_size: int = 4,
     worker_count: int = 0,
     num_examples: int | None = None,
 ) -> grain.IterDataset:
@@ -63,9 +63,10 @@ def note_batches(
     drop_remainder: drop a last incomplete batch.
     shard_index, shard_count: this host's shard; default `jax.process_index()`
       and `jax.process_count()`. Host i reads examples i, i + count, ...
-    num_threads, prefetch_buffer_size: grain's read threads and prefetch depth.
+    num_threads, prefetch_buffer_size: grain's read threads and prefetch depth;
+      the defaults are the default config's.
     worker_count: processes for `mp_prefetch` (0: none). The source must then
-      be picklable.
+      be picklable, and absl flags parsed (grain reads its options from them).
     num_examples: use only this many examples of the source, a subset fixed
       by ``seed`` (the first ones after one seeded shuffle; the first ones when
       not shuffling), before sharding; None for all.
@@ -100,8 +101,11 @@ def note_batches(
   iterable = dataset.to_iter_dataset(
       grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=prefetch_buffer_size))
   if worker_count > 0:
-    # grain's workers read absl flags, which a library caller may not have parsed.
+    # grain's worker processes read their options from absl flags; the library
+    # leaves flags to the program (`shuffle_learn.cli` parses them).
     if not flags.FLAGS.is_parsed():
-      flags.FLAGS.mark_as_parsed()
+      raise ValueError(
+          "worker_count > 0 needs absl flags parsed (grain reads its worker options from them): run through a "
+          "command-line entry point, or call absl.flags.FLAGS.mark_as_parsed() first.")
     iterable = iterable.mp_prefetch(grain.MultiprocessingOptions(num_workers=worker_count))
   return iterable

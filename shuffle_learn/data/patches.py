@@ -27,12 +27,12 @@ References:
 
 from __future__ import annotations
 
-import numbers
-
 import einops
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from shuffle_learn import _checks
 
 CROPS = ("error", "end")
 
@@ -42,9 +42,8 @@ def _array(x):
 
 
 def _check_grid(n_rows, n_cols) -> None:
-  for name, value in (("n_rows", n_rows), ("n_cols", n_cols)):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-      raise ValueError(f"{name} must be an integer >= 1, got {value!r}.")
+  _checks.check_int("n_rows", n_rows, 1)
+  _checks.check_int("n_cols", n_cols, 1)
 
 
 def _check_ndim(name: str, x, minimum: int, layout: str) -> None:

@@ -17,21 +17,16 @@ References:
 from __future__ import annotations
 
 import math
-import numbers
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from shuffle_learn import _checks
+
 # Up to this n, hamming_permutation_set searches all n! permutations by default.
 MAX_EXHAUSTIVE_N = 9
 DEFAULT_NUM_CANDIDATES = 100_000
-
-
-def _check_int(name: str, value, minimum: int) -> int:
-  if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-    raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
-  return int(value)
 
 
 def _check_permutations(permutations) -> jax.Array:
@@ -61,8 +56,8 @@ def sample_permutations(key: jax.Array, batch_size: int, n: int) -> jax.Array:
     >>> sample_permutations(jax.random.key(0), 2, 4).shape
     (2, 4)
   """
-  batch_size = _check_int("batch_size", batch_size, 1)
-  n = _check_int("n", n, 1)
+  batch_size = _checks.check_int("batch_size", batch_size, 1)
+  n = _checks.check_int("n", n, 1)
   identity = jnp.broadcast_to(jnp.arange(n, dtype=jnp.int32), (batch_size, n))
   # `jax.random.permutation` sorts by random keys in several rounds, so ties
   # (which would bias an argsort of uniforms) are negligible.
@@ -188,15 +183,14 @@ def hamming_permutation_set(n: int, k: int, *, seed: int = 0, num_candidates: in
     NumPy int32 ``(k, n)``: distinct permutations of ``0 .. n - 1``, in the order
     chosen (row 0 is the random start).
   """
-  n = _check_int("n", n, 2)
-  k = _check_int("k", k, 1)
-  if not isinstance(seed, numbers.Integral) or isinstance(seed, bool):
-    raise ValueError(f"seed must be an integer, got {seed!r}.")
+  n = _checks.check_int("n", n, 2)
+  k = _checks.check_int("k", k, 1)
+  _checks.check_int("seed", seed)
   total = math.factorial(n)
   if k > total:
     raise ValueError(f"k must be <= n! = {total} for n={n}, got {k}.")
   if num_candidates is not None:
-    num_candidates = _check_int("num_candidates", num_candidates, 1)
+    num_candidates = _checks.check_int("num_candidates", num_candidates, 1)
     if num_candidates < k:
       raise ValueError(f"num_candidates must be >= k={k}, got {num_candidates}.")
   rng = np.random.default_rng(seed)

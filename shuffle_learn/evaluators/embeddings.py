@@ -28,31 +28,34 @@ import numpy as np
 
 from shuffle_learn.data import frontend
 from shuffle_learn.data import loader
+from shuffle_learn.data import schema
 from shuffle_learn.models import cfn
 
-LABEL_KEYS = ("pitch", "velocity", "instrument/label", "instrument/family", "instrument/source")
+LABEL_KEYS = schema.NOTE_LABELS
 
 
 # The CFN layers an embedding can be read from (`cfn_embedder`'s ``layer``).
 LAYERS = {"conv": cfn.CFN.conv_embed, "fc6": cfn.CFN.fc6_embed, "fc7": cfn.CFN.embed}
 
 
-def cfn_embedder(experiment, params, layer: str = "conv") -> Callable[[np.ndarray], np.ndarray]:
-  """Audio ``(batch, samples)`` -> the embedding ``(batch, d)`` of the experiment's CFN.
+def cfn_embedder(model, params, input_, layer: str = "conv") -> Callable[[np.ndarray], np.ndarray]:
+  """Raw inputs ``(batch, ...)`` -> the embedding ``(batch, d)`` of a CFN, of the unshuffled patches.
 
   Args:
-    experiment: a `train.Experiment` (its model and front end).
-    params: the CFN's variables.
+    model: the CFN.
+    params: its variables.
+    input_: the pretext input that cuts raw inputs into the model's patches
+      (`shuffle_learn.pretext.INPUTS`); used without augmentation.
     layer: ``"conv"`` (`CFN.conv_embed`), ``"fc6"`` (`CFN.fc6_embed`) or ``"fc7"`` (`CFN.embed`).
   """
   if layer not in LAYERS:
     raise ValueError(f"layer must be one of {tuple(LAYERS)}, got {layer!r}.")
 
   @jax.jit
-  def embed(audio):
-    return experiment.model.apply(params, experiment.inputs(audio), method=LAYERS[layer])
+  def embed(raw):
+    return model.apply(params, input_(raw), method=LAYERS[layer])
 
-  return lambda audio: np.asarray(embed(jnp.asarray(audio[:, :experiment.num_samples], jnp.float32)))
+  return lambda raw: np.asarray(embed(jnp.asarray(input_.host({input_.raw_key: raw}))))
 
 
 def logmel_embedder(num_samples: int, num_mel_bins: int = 64) -> Callable[[np.ndarray], np.ndarray]:
@@ -67,16 +70,17 @@ def logmel_embedder(num_samples: int, num_mel_bins: int = 64) -> Callable[[np.nd
 
 
 def embed_notes(source, embed: Callable[[np.ndarray], np.ndarray], *, num_examples: int | None = None,
-                seed: int = 0, batch_size: int = 256) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+                seed: int = 0, batch_size: int = 256, raw_key: str = "audio") -> tuple[np.ndarray, dict[str, np.ndarray]]:
   """Embeds a fixed subset of a note source.
 
   Args:
     source: a note source (`GMNotesSource`, `NSynthSource`).
-    embed: audio batch -> embeddings.
+    embed: raw batch -> embeddings.
     num_examples: the first ``num_examples`` notes after a shuffle by
       ``seed`` (`loader.Subset`); None for all notes, in order.
     seed: fixes the subset.
     batch_size: notes per call of ``embed``.
+    raw_key: the batch field ``embed`` reads.
 
   Returns:
     ``(embeddings (M, d) float32, labels {key: (M,) int32})``.
@@ -88,7 +92,7 @@ def embed_notes(source, embed: Callable[[np.ndarray], np.ndarray], *, num_exampl
                                 shard_index=0, shard_count=1)
   outputs, labels = [], {k: [] for k in LABEL_KEYS}
   for batch in batches:
-    outputs.append(embed(batch["audio"]))
+    outputs.append(embed(batch[raw_key]))
     for k in LABEL_KEYS:
       labels[k].append(np.asarray(batch[k], np.int32))
   return (np.concatenate(outputs).astype(np.float32), {k: np.concatenate(v) for k, v in labels.items()})

@@ -24,7 +24,7 @@ from shuffle_learn.models import cfn
 class SupervisedCFN(nn.Module):
   """CFN patches -> fc7 embedding -> a downstream head."""
 
-  size: cfn.CFNSize
+  size: cfn.BackboneSize
   normalize_patches: bool
   head: nn.Module
 
@@ -35,21 +35,23 @@ class SupervisedCFN(nn.Module):
     return self.head(embedding)
 
 
-def train_and_predict(experiment, audio, targets, test_audio, *, regression: bool, num_outputs: int,
+def train_and_predict(cfn_model, input_, audio, targets, test_audio, *, regression: bool, num_outputs: int,
                       probe: probes.ProbeConfig, epochs: int, batch_size: int, learning_rate: float,
                       seed: int) -> np.ndarray:
-  """Trains a `SupervisedCFN` on ``(audio, targets)``; predictions for ``test_audio``."""
-  size = experiment.model.size
-  model = SupervisedCFN(size, experiment.model.normalize_patches, probe.module(num_outputs))
+  """Trains a `SupervisedCFN` like ``cfn_model`` on ``(audio, targets)``; predictions for ``test_audio``.
+
+  ``input_`` (a `shuffle_learn.pretext` input) cuts the raw inputs into patches.
+  """
+  model = SupervisedCFN(cfn_model.size, cfn_model.normalize_patches, probe.module(num_outputs))
   key = jax.random.key(seed)
-  params = jax.jit(lambda k, a: model.init(k, experiment.inputs(a)))(key, jnp.asarray(audio[:1]))
+  params = jax.jit(lambda k, a: model.init(k, input_(a)))(key, jnp.asarray(audio[:1]))
   optimizer = optax.adam(learning_rate)
   opt_state = optimizer.init(params)
 
   @jax.jit
   def step(params, opt_state, audio, y, key):
     def loss_fn(params):
-      out = model.apply(params, experiment.inputs(audio), train=True, rngs={"dropout": key})
+      out = model.apply(params, input_(audio), train=True, rngs={"dropout": key})
       if regression:
         return jnp.mean(jnp.square(out[:, 0] - y))
       return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(out, y))
@@ -59,7 +61,7 @@ def train_and_predict(experiment, audio, targets, test_audio, *, regression: boo
 
   @jax.jit
   def predict(params, audio):
-    out = model.apply(params, experiment.inputs(audio))
+    out = model.apply(params, input_(audio))
     return out[:, 0] if regression else jnp.argmax(out, axis=-1)
 
   rng = np.random.default_rng(seed)
@@ -73,16 +75,19 @@ def train_and_predict(experiment, audio, targets, test_audio, *, regression: boo
   return np.concatenate([np.asarray(predict(params, test_audio[i:i + 256])) for i in range(0, len(test_audio), 256)])
 
 
-def evaluate(config, experiment, train_source, test_source, n_train, tasks, *, num_families: int,
+def evaluate(config, cfn_model, input_, train_source, test_source, n_train, tasks, *, num_families: int,
              num_instruments: int) -> dict[int, dict[str, list[float]]]:
   """For every N of ``n_train``, per task, the test metric of every seed (``config.eval.seeds``).
+
+  ``config`` is the main job's (``eval.*`` and ``pretrain.train``); the network
+  is ``cfn_model``'s size, fed by the pretext input ``input_``.
 
   The N notes of seed ``s`` are those the probes use: drawn from the same pool
   of ``eval.pool_examples`` train notes with ``np.random.default_rng(s)``. The
   pool and the test notes are read once, through `embeddings.embed_notes` with
   the audio itself as the "embedding".
   """
-  clip = lambda audio: np.asarray(audio[:, :experiment.num_samples], np.float32)
+  clip = lambda audio: input_.host({input_.raw_key: audio})
   pool_audio, pool_labels = embeddings.embed_notes(train_source, clip, num_examples=config.eval.pool_examples)
   test_audio, test_labels = embeddings.embed_notes(test_source, clip, num_examples=config.eval.test_examples or None)
   probe = probes.ProbeConfig(kind=config.eval.probe, hidden=config.eval.hidden)
@@ -97,13 +102,13 @@ def evaluate(config, experiment, train_source, test_source, n_train, tasks, *, n
       for task, label, classes in (("family_accuracy", "instrument/family", num_families),
                                    ("instrument_accuracy", "instrument/label", num_instruments)):
         if task in tasks:
-          predicted = train_and_predict(experiment, audio, pool_labels[label][rows], test_audio, regression=False,
+          predicted = train_and_predict(cfn_model, input_, audio, pool_labels[label][rows], test_audio, regression=False,
                                         num_outputs=classes, seed=seed, **common)
           values[task].append(float(np.mean(predicted == test_labels[label])))
       if {"pitch_mse", "pitch_accuracy", "chroma_accuracy"} & set(tasks):
         pitch = pool_labels["pitch"][rows].astype(np.float32)
         center, scale = float(pitch.mean()), float(pitch.std()) or 1.0
-        predicted = train_and_predict(experiment, audio, (pitch - center) / scale, test_audio, regression=True,
+        predicted = train_and_predict(cfn_model, input_, audio, (pitch - center) / scale, test_audio, regression=True,
                                       num_outputs=1, seed=seed, **common) * scale + center
         metrics = probes.pitch_metrics(predicted, test_labels["pitch"])
         for task in metrics:

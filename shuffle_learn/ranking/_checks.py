@@ -1,4 +1,8 @@
-"""Argument validation and the batched front door shared by the ranking ops."""
+"""Argument validation and the batched front door shared by the ranking ops.
+
+The generic checks come from `shuffle_learn._checks`; this module adds those
+that know about tracers, axes and dtypes.
+"""
 
 from __future__ import annotations
 
@@ -9,15 +13,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from shuffle_learn._checks import check_choice  # pylint: disable=unused-import
+from shuffle_learn._checks import check_int
+
 REGULARIZATIONS = ("l2", "kl")
 DIRECTIONS = ("ascending", "descending")
 NOISES = ("normal", "gumbel")
-
-
-def check_choice(name: str, value, choices) -> str:
-  if value not in choices:
-    raise ValueError(f"{name} must be one of {choices}, got {value!r}.")
-  return value
 
 
 def check_positive(name: str, value):
@@ -31,9 +32,7 @@ def check_positive(name: str, value):
 
 
 def check_count(name: str, value) -> int:
-  if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-    raise ValueError(f"{name} must be an integer >= 1, got {value!r}.")
-  return int(value)
+  return check_int(name, value, 1)
 
 
 def check_axis(axis, ndim: int) -> int:

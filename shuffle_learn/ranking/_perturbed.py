@@ -30,18 +30,18 @@ def _sample_noise(key, shape, noise: str, dtype) -> tuple[jax.Array, jax.Array]:
   return z, 1.0 - jnp.exp(-z)
 
 
-def _check(num_samples, sigma, noise):
-  _checks.check_count("num_samples", num_samples)
+def _check(num_perturbations, sigma, noise):
+  _checks.check_count("num_perturbations", num_perturbations)
   _checks.check_positive("sigma", sigma)
   _checks.check_choice("noise", noise, _checks.NOISES)
 
 
-def _perturbed(key, values, axis, num_samples, sigma, noise):
-  """Moves `axis` last and draws (num_samples, ...) perturbations and their scores."""
+def _perturbed(key, values, axis, num_perturbations, sigma, noise):
+  """Moves `axis` last and draws (num_perturbations, ...) perturbations and their scores."""
   values = jnp.asarray(values)
   axis = _checks.check_axis(axis, values.ndim)
   theta = jnp.moveaxis(values, axis, -1).astype(_checks.compute_dtype(values.dtype))
-  z, grad_nu = _sample_noise(key, (num_samples,) + theta.shape, noise, theta.dtype)
+  z, grad_nu = _sample_noise(key, (num_perturbations,) + theta.shape, noise, theta.dtype)
   return theta, z, grad_nu, axis
 
 
@@ -53,7 +53,7 @@ def _perturbed_ranks(theta, z, grad_nu, sigma):
 
 
 def _perturbed_ranks_fwd(theta, z, grad_nu, sigma):
-  ranks = _soft.hard_rank(theta + sigma * z)  # (num_samples, ..., n)
+  ranks = _soft.hard_rank(theta + sigma * z)  # (num_perturbations, ..., n)
   return jnp.mean(ranks, axis=0), (ranks, grad_nu, sigma)
 
 
@@ -67,15 +67,8 @@ def _perturbed_ranks_bwd(residuals, g):
 _perturbed_ranks.defvjp(_perturbed_ranks_fwd, _perturbed_ranks_bwd)
 
 
-def perturbed_ranks(
-    key: jax.Array,
-    values: jax.typing.ArrayLike,
-    *,
-    num_samples: int = 10,
-    sigma: float = 0.1,
-    noise: str = "normal",
-    axis: int = -1,
-) -> jax.Array:
+def perturbed_ranks(key: jax.Array, values: jax.typing.ArrayLike, *, num_perturbations: int = 10, sigma: float = 0.1,
+                    noise: str = "normal", axis: int = -1) -> jax.Array:
   r"""Perturbed ranks: a Monte-Carlo estimate of E[hard_rank(values + sigma Z)].
 
   Ranks are ascending and 1-based, the argmax of :math:`\langle y, \theta\rangle`
@@ -89,7 +82,7 @@ def perturbed_ranks(
   Args:
     key: a PRNG key.
     values: scores, any shape.
-    num_samples: M, the number of perturbations (>= 1).
+    num_perturbations: M, the number of perturbations (>= 1).
     sigma: the noise scale (> 0).
     noise: ``"normal"`` or ``"gumbel"``.
     axis: the axis to rank along.
@@ -104,8 +97,8 @@ def perturbed_ranks(
   References:
     Berthet et al. Learning with Differentiable Perturbed Optimizers. NeurIPS 2020.
   """
-  _check(num_samples, sigma, noise)
-  theta, z, grad_nu, axis = _perturbed(key, values, axis, num_samples, sigma, noise)
+  _check(num_perturbations, sigma, noise)
+  theta, z, grad_nu, axis = _perturbed(key, values, axis, num_perturbations, sigma, noise)
   out = _perturbed_ranks(theta, z, grad_nu, sigma)
   return jnp.moveaxis(out, -1, axis).astype(_checks.output_dtype(jnp.asarray(values).dtype))
 
@@ -133,16 +126,9 @@ def _fenchel_young_bwd(residuals, g):
 _fenchel_young.defvjp(_fenchel_young_fwd, _fenchel_young_bwd)
 
 
-def fenchel_young_loss(
-    key: jax.Array,
-    scores: jax.typing.ArrayLike,
-    target_ranks: jax.typing.ArrayLike,
-    *,
-    num_samples: int = 10,
-    sigma: float = 0.1,
-    noise: str = "normal",
-    axis: int = -1,
-) -> jax.Array:
+def fenchel_young_loss(key: jax.Array, scores: jax.typing.ArrayLike, target_ranks: jax.typing.ArrayLike, *,
+                       num_perturbations: int = 10, sigma: float = 0.1, noise: str = "normal",
+                       axis: int = -1) -> jax.Array:
   r"""Perturbed Fenchel-Young loss for ranks, one value per vector.
 
   Returns the Monte-Carlo estimate of :math:`F_\sigma(\theta) - \langle \theta,
@@ -161,7 +147,7 @@ def fenchel_young_loss(
     key: a PRNG key.
     scores: theta, any shape.
     target_ranks: y, 1-based ascending ranks, same shape as ``scores``.
-    num_samples: M (>= 1).
+    num_perturbations: M (>= 1).
     sigma: the noise scale (> 0).
     noise: ``"normal"`` or ``"gumbel"``.
     axis: the axis holding the items.
@@ -173,12 +159,12 @@ def fenchel_young_loss(
     Berthet et al. Learning with Differentiable Perturbed Optimizers. NeurIPS 2020.
     Blondel, Martins, Niculae. Learning with Fenchel-Young Losses. JMLR 2020.
   """
-  _check(num_samples, sigma, noise)
+  _check(num_perturbations, sigma, noise)
   scores = jnp.asarray(scores)
   target_ranks = jnp.asarray(target_ranks)
   if target_ranks.shape != scores.shape:
     raise ValueError(f"target_ranks must have the shape of scores {scores.shape}, got {target_ranks.shape}.")
-  theta, z, _, axis = _perturbed(key, scores, axis, num_samples, sigma, noise)
+  theta, z, _, axis = _perturbed(key, scores, axis, num_perturbations, sigma, noise)
   target = jnp.moveaxis(target_ranks, axis, -1).astype(theta.dtype)
   loss = _fenchel_young(theta, target, z, sigma)
   return loss.astype(_checks.output_dtype(scores.dtype))

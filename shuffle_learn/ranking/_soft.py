@@ -24,14 +24,8 @@ def _check(regularization, regularization_strength, direction):
   _checks.check_choice("direction", direction, _checks.DIRECTIONS)
 
 
-def soft_rank(
-    values: jax.typing.ArrayLike,
-    *,
-    regularization_strength: float = 1.0,
-    regularization: str = "l2",
-    direction: str = "ascending",
-    axis: int = -1,
-) -> jax.Array:
+def soft_rank(values: jax.typing.ArrayLike, *, regularization_strength: float = 1.0, regularization: str = "l2",
+              direction: str = "ascending", axis: int = -1) -> jax.Array:
   r"""Differentiable 1-based ranks along an axis.
 
   The soft rank is the regularized argmax over the permutahedron
@@ -58,6 +52,8 @@ def soft_rank(
   Example:
     >>> soft_rank(jnp.array([3.0, 1.0, 2.0]), regularization_strength=0.1)
     Array([3., 1., 2.], dtype=float32)
+    >>> soft_rank(jnp.array([3.0, 1.0, 2.0]), regularization_strength=2.0)  # Halfway to the mean rank 2.
+    Array([2.5, 1.5, 2. ], dtype=float32)
 
   References:
     Blondel et al. Fast Differentiable Sorting and Ranking. ICML 2020.
@@ -83,14 +79,8 @@ def soft_rank(
   return _checks.along_axis(one, axis, values)
 
 
-def soft_sort(
-    values: jax.typing.ArrayLike,
-    *,
-    regularization_strength: float = 1.0,
-    regularization: str = "l2",
-    direction: str = "ascending",
-    axis: int = -1,
-) -> jax.Array:
+def soft_sort(values: jax.typing.ArrayLike, *, regularization_strength: float = 1.0, regularization: str = "l2",
+              direction: str = "ascending", axis: int = -1) -> jax.Array:
   r"""Differentiable sort along an axis.
 
   ``"l2"`` gives :math:`P_Q(\rho/\varepsilon, \theta)` and ``"kl"`` gives
@@ -101,10 +91,8 @@ def soft_sort(
   grows.
 
   Args:
-    values: any shape. bfloat16 and float16 are computed in float32.
-    regularization_strength: epsilon > 0.
-    regularization: ``"l2"`` or ``"kl"``.
-    direction: ``"ascending"`` or ``"descending"``.
+    values, regularization_strength, regularization: as in `soft_rank`.
+    direction: ``"ascending"`` or ``"descending"``, the order of the output.
     axis: the axis to sort along.
 
   Returns:
@@ -118,7 +106,6 @@ def soft_sort(
     Blondel et al. Fast Differentiable Sorting and Ranking. ICML 2020.
   """
   _check(regularization, regularization_strength, direction)
-  kl = regularization == "kl"
 
   def one(x):
     n = x.shape[0]
@@ -126,8 +113,8 @@ def soft_sort(
       rho = jnp.arange(1, n + 1, dtype=x.dtype)
     else:
       rho = jnp.arange(n, 0, -1, dtype=x.dtype)
-    if kl:
-      out = _pav.project_vector(rho / regularization_strength, x, kl)
+    if regularization == "kl":
+      out = _pav.project_vector(rho / regularization_strength, x, kl=True)
     else:
       out = _pav.project_l2_rescaled(rho, 1.0 / regularization_strength, x, 1.0)
     return _checks.nan_rows_like(out, x)
@@ -135,12 +122,7 @@ def soft_sort(
   return _checks.along_axis(one, axis, values)
 
 
-def hard_rank(
-    values: jax.typing.ArrayLike,
-    *,
-    direction: str = "ascending",
-    axis: int = -1,
-) -> jax.Array:
+def hard_rank(values: jax.typing.ArrayLike, *, direction: str = "ascending", axis: int = -1) -> jax.Array:
   """1-based ranks along an axis (not differentiable).
 
   Tied values share the average of their ranks (as `scipy.stats.rankdata`'s

@@ -1,0 +1,27 @@
+"""Ranking benchmark: soft, perturbed and hard ranks against JAX's argsort(argsort) and torchsort.
+
+Command (``make bench``):
+  python -m benchmarks.ranking --workdir results/ranking_benchmark
+  [--config.reps=5]             quick: 5 repetitions instead of 30
+  [--config.torch_device=cuda]  torchsort on the GPU (CUDA-synchronised timings)
+
+Measures, jitted and with compilation excluded, the median forward and
+forward+backward times of `soft_rank` (L2, KL) and `perturbed_ranks` at every
+``batch x n`` of ``sizes``, beside JAX's `argsort(argsort(x))`, `hard_rank` and,
+when installed, torchsort in the same run; writes ``ranking.{json,md,png}``.
+
+Expected runtime on the 2-core CPU: about 2 minutes with 30 repetitions (about
+1 minute with 5), mostly the 16x10000 row; estimated from the medians in
+docs/results/README.md ("Ranking"), the runtime itself was not recorded.
+"""
+
+from ml_collections import config_dict
+
+
+def get_config() -> config_dict.ConfigDict:
+  config = config_dict.ConfigDict()
+  config.reps = 30                         # Timed runs per case (median); 5 for a quick look.
+  config.torch_device = "cpu"              # torchsort's device: "cpu" or "cuda".
+  # (batch, n) of every row; one row on the command line: --config.sizes="((16, 100),)".
+  config.sizes = ((256, 10), (256, 100), (64, 1000), (16, 10000))
+  return config

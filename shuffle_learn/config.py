@@ -1,0 +1,109 @@
+"""Checking a pre-training config before anything runs.
+
+`validate(config)` builds every object the config describes (the pretext
+task's input and objectives, the model size) and checks the remaining fields;
+the first bad or missing field raises a ValueError that names it by its path
+(``config.train.batch_size must be divisible by the 8 devices ...``; inside
+the main job, ``config.pretrain.train.batch_size ...``). The fields are those
+of ``experiments/configs/default.py``.
+"""
+
+from __future__ import annotations
+
+import jax
+
+from shuffle_learn import _checks
+from shuffle_learn import models
+from shuffle_learn import pretext as pretext_lib
+from shuffle_learn.data import sources
+from shuffle_learn.pretext import objectives
+
+# Fields a resumed run may change: the run length and how it is logged, read and saved.
+RESUMABLE_FIELDS = frozenset({
+    "train.num_steps", "train.num_epochs", "train.log_every", "train.eval_every", "train.checkpoint_every",
+    "train.keep_checkpoints", "train.async_checkpoints", "train.progress", "data.num_threads", "data.worker_count",
+    "data.prefetch",
+})
+
+
+def unread_fields(config) -> frozenset[str]:
+  """The ``pretext.*`` fields the config's objective does not read (e.g. ``pretext.sigma`` for ``mse``)."""
+  read = objectives.OBJECTIVES[config["pretext"]["loss"]].fields
+  return frozenset(f"pretext.{name}" for name in objectives.FIELDS if name not in read)
+
+
+def _check_data(config, path: str) -> None:
+  data = _checks.get(config, "data", path)
+  with _checks.prefixed(f"{path}.data"):
+    source = _checks.check_choice("source", data.get("source"), tuple(sources.SOURCES))
+    for name in ("soundfonts", "tfds_config", "tfds_data_dir"):
+      _checks.check_string(name, _checks.get(data, name, f"{path}.data"))
+    for name, low, high in (("programs", 0, 127), ("pitches", 0, 127), ("velocities", 1, 127)):
+      value = _checks.get(data, name, f"{path}.data")
+      if value is not None or name == "velocities":
+        _checks.check_ints(name, value, low, high)
+    _checks.check_int("train_examples", _checks.get(data, "train_examples", f"{path}.data"), 0)
+    _checks.check_int("num_threads", _checks.get(data, "num_threads", f"{path}.data"), 1)
+    _checks.check_int("worker_count", _checks.get(data, "worker_count", f"{path}.data"), 0)
+    _checks.check_int("prefetch", _checks.get(data, "prefetch", f"{path}.data"), 1)
+  modality = sources.SOURCES[source].modality
+  if config.pretext.modality != modality:
+    raise ValueError(f"{path}.pretext.modality must be {modality!r} for {path}.data.source={source!r}, "
+                     f"got {config.pretext.modality!r}.")
+
+
+def _check_train(config, path: str) -> None:
+  train = _checks.get(config, "train", path)
+  section = f"{path}.train"
+  get = lambda name: _checks.get(train, name, section)
+  with _checks.prefixed(section):
+    batch_size = _checks.check_int("batch_size", get("batch_size"), 1)
+    devices, processes = jax.device_count(), jax.process_count()
+    if batch_size % devices or batch_size % processes:
+      raise ValueError(f"batch_size must be divisible by the {devices} devices and {processes} processes, "
+                       f"got {batch_size}.")
+    _checks.check_number("learning_rate", get("learning_rate"), 0.0, strict=True)
+    _checks.check_int("warmup_steps", get("warmup_steps"), 0)
+    _checks.check_number("grad_clip_norm", get("grad_clip_norm"), 0.0)
+    _checks.check_int("num_steps", get("num_steps"), 1)
+    _checks.check_number("num_epochs", get("num_epochs"), 0.0)
+    for name in ("log_every", "eval_every", "checkpoint_every", "keep_checkpoints"):
+      _checks.check_int(name, get(name), 1)
+    _checks.check_int("eval_examples", get("eval_examples"), batch_size)
+    for name in ("async_checkpoints", "progress"):
+      _checks.check_bool(name, get(name))
+
+
+def validate(config, path: str = "config") -> pretext_lib.Pretext:
+  """Checks every field of a pre-training config; returns its pretext task.
+
+  Args:
+    config: a pre-training config (``experiments/configs/default.py``).
+    path: how errors name the config (``"config.pretrain"`` inside the main job).
+
+  Raises:
+    ValueError: naming the first bad or missing field, its value and what it
+      must be.
+  """
+  with _checks.prefixed(path):
+    _checks.check_int("seed", _checks.get(config, "seed", path), 0)
+  pretext = pretext_lib.from_config(config, path)
+  # Every objective's fields are checked, also those the chosen one ignores.
+  for name, cls in objectives.OBJECTIVES.items():
+    kwargs = {field: _checks.get(config, f"pretext.{field}", path) for field in cls.fields}
+    with _checks.prefixed(f"{path}.pretext"):
+      if name != "fixed_permutation" or config.pretext.loss == name:
+        cls(num_patches=pretext.num_patches, **kwargs)
+  _check_data(config, path)
+  with _checks.prefixed(f"{path}.model"):
+    size_name = _checks.check_choice("size", _checks.get(config, "model.size", path), tuple(models.SIZES))
+    _checks.check_bool("normalize_patches", _checks.get(config, "model.normalize_patches", path))
+  size = models.SIZES[size_name]
+  height, width, _ = pretext.input.patch_shape
+  if size.feature_map_shape(height, width) is None:
+    grid = "pretext.n_rows/n_cols" if "n_rows" in pretext.input.config_fields else "the input's size"
+    raise ValueError(
+        f"{path}.{grid}: patches of {height} x {width} are too small for {path}.model.size={size_name!r}, "
+        f"which needs at least {size.min_patch_shape()}.")
+  _check_train(config, path)
+  return pretext

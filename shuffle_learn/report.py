@@ -1,0 +1,112 @@
+"""The main job's results as files: ``results.json``, a Markdown table and a PNG per run or sweep.
+
+`write_results` writes a run's (a table per N, like the papers' Table I; a bar
+per method, or every task against N like Fig. 2), `write_sweep` a sweep's (a
+row per point; every task against the point, like Fig. 3).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+# Lower is better for these tasks.
+LOWER_IS_BETTER = ("pitch_mse",)
+
+
+def markdown(results: dict, tasks) -> str:
+  """Methods as columns, tasks as rows (like the paper's Table I), a table per N: mean +- std; best in bold."""
+  by_n = results.get("by_n_train") or {str(results["n_train"]): results["methods"]}
+  seeds = len(next(iter(results["methods"].values()))[tasks[0]]["values"])
+  lines = [f"Mean +- std over {seeds} seeds; runtime {results['runtime_s']:.0f} s."]
+  for n, by_method in by_n.items():
+    methods = list(by_method)
+    lines += ["", f"N = {n} labelled notes:", "",
+              "| task | " + " | ".join(methods) + " |", "|---|" + "---|" * len(methods)]
+    for task in tasks:
+      means = [by_method[m][task]["mean"] for m in methods]
+      best = min(means) if task in LOWER_IS_BETTER else max(means)
+      cells = [(f"**{mu:.3f}**" if mu == best else f"{mu:.3f}") + f" +- {by_method[m][task]['std']:.3f}"
+               for m, mu in zip(methods, means)]
+      lines.append(f"| {task} | " + " | ".join(cells) + " |")
+    if results["pretext"]:
+      lines.append("| pretext partial-ranks accuracy | " + " | ".join(
+          f"{results['pretext'][m]['partial_ranks_accuracy']:.3f}" if m in results["pretext"] else ""
+          for m in methods) + " |")
+  return "\n".join(lines) + "\n"
+
+
+def task_axes(tasks):
+  """A figure with one panel per task, drawn off-screen."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  return plt.subplots(1, len(tasks), figsize=(3.2 * len(tasks), 3.2), squeeze=False)
+
+
+def save_figure(fig, axes, path: str) -> None:
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  axes[0][0].legend(fontsize=7)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+
+
+def write_results(workdir: str, results: dict, tasks) -> None:
+  with open(os.path.join(workdir, "results.json"), "w") as f:
+    json.dump(results, f, indent=2)
+  with open(os.path.join(workdir, "results.md"), "w") as f:
+    f.write(markdown(results, tasks))
+  by_n = results.get("by_n_train") or {str(results["n_train"]): results["methods"]}
+  ns = sorted(by_n, key=int)
+  methods = list(results["methods"])
+  fig, axes = task_axes(tasks)
+  for ax, task in zip(axes[0], tasks):
+    for i, method in enumerate(methods):
+      means = [by_n[n][method][task]["mean"] for n in ns if method in by_n[n]]
+      stds = [by_n[n][method][task]["std"] for n in ns if method in by_n[n]]
+      xs = [int(n) for n in ns if method in by_n[n]]
+      if len(xs) > 1:
+        ax.errorbar(xs, means, yerr=stds, marker="o", capsize=3, label=method)
+        ax.set_xscale("log")
+        ax.set_xlabel("N labelled notes")
+      else:
+        ax.bar(i, means[0], yerr=stds[0], capsize=3, label=method)
+        ax.set_xticks([])
+    ax.set_title(task, fontsize=9)
+  save_figure(fig, axes, os.path.join(workdir, "results.png"))
+
+
+def sweep_markdown(summary: dict, tasks) -> str:
+  """A row per sweep point, a column per method and task: mean +- std over seeds."""
+  points = list(summary["sweep"])
+  methods = list(next(iter(summary["sweep"].values()))["methods"])
+  header = [f"{m}: {t}" for t in tasks for m in methods]
+  lines = [f"Sweep over {', '.join(summary['fields'])}; runtime {summary['runtime_s']:.0f} s.", "",
+           "| " + " | ".join(["value", "pretext acc."] + header) + " |", "|---" * (len(header) + 2) + "|"]
+  for point in points:
+    results = summary["sweep"][point]
+    pretext = " / ".join(f"{v['partial_ranks_accuracy']:.3f}" for v in results["pretext"].values())
+    cells = [f"{results['methods'][m][t]['mean']:.3f} +- {results['methods'][m][t]['std']:.3f}"
+             for t in tasks for m in methods]
+    lines.append("| " + " | ".join([point, pretext or "-"] + cells) + " |")
+  return "\n".join(lines) + "\n"
+
+
+def write_sweep(workdir: str, summary: dict, tasks) -> None:
+  with open(os.path.join(workdir, "sweep.json"), "w") as f:
+    json.dump(summary, f, indent=2)
+  with open(os.path.join(workdir, "sweep.md"), "w") as f:
+    f.write(sweep_markdown(summary, tasks))
+  points = list(summary["sweep"])
+  methods = list(next(iter(summary["sweep"].values()))["methods"])
+  fig, axes = task_axes(tasks)
+  for ax, task in zip(axes[0], tasks):
+    for method in methods:
+      means = [summary["sweep"][p]["methods"][method][task]["mean"] for p in points]
+      stds = [summary["sweep"][p]["methods"][method][task]["std"] for p in points]
+      ax.errorbar(range(len(points)), means, yerr=stds, marker="o", capsize=3, label=method)
+    ax.set_xticks(range(len(points)), points, fontsize=7, rotation=45 if len(points) > 6 else 0)
+    ax.set_xlabel(", ".join(f.split(".")[-1] for f in summary["fields"]), fontsize=8)
+    ax.set_title(task, fontsize=9)
+  save_figure(fig, axes, os.path.join(workdir, "sweep.png"))
