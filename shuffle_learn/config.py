@@ -36,12 +36,12 @@ def _check_data(config, path: str) -> None:
   data = _checks.get(config, "data", path)
   with _checks.prefixed(f"{path}.data"):
     source = _checks.check_choice("source", data.get("source"), tuple(sources.SOURCES))
-    for name in ("soundfonts", "tfds_config", "tfds_data_dir"):
-      _checks.check_string(name, _checks.get(data, name, f"{path}.data"))
-    for name, low, high in (("programs", 0, 127), ("pitches", 0, 127), ("velocities", 1, 127)):
-      value = _checks.get(data, name, f"{path}.data")
-      if value is not None or name == "velocities":
-        _checks.check_ints(name, value, low, high)
+  try:
+    sources.SOURCES[source].check(data)
+  except ValueError as e:  # Missing fields are named "data.x"; bad values "x".
+    message = str(e)
+    raise ValueError(f"{path}.{message}" if message.startswith("data.") else f"{path}.data.{message}") from None
+  with _checks.prefixed(f"{path}.data"):
     _checks.check_int("train_examples", _checks.get(data, "train_examples", f"{path}.data"), 0)
     _checks.check_int("num_threads", _checks.get(data, "num_threads", f"{path}.data"), 1)
     _checks.check_int("worker_count", _checks.get(data, "worker_count", f"{path}.data"), 0)

@@ -211,10 +211,12 @@ def test_bad_config_values_fail_at_start_naming_the_field(field, value, message)
     train.build(ml_collections.ConfigDict(values))
 
 
-def test_missing_config_field_is_named():
+@pytest.mark.parametrize("section,field", [("train", "warmup_steps"), ("data", "soundfonts"), ("features", "kind"),
+                                           ("pretext", "sigma")])
+def test_missing_config_field_is_named(section, field):
   config = tiny_config()
-  del config.train["warmup_steps"]
-  with pytest.raises(ValueError, match="config.train.warmup_steps is missing"):
+  del config[section][field]
+  with pytest.raises(ValueError, match=f"config.{section}.{field} is missing"):
     train.build(config)
 
 

@@ -15,6 +15,7 @@ import grain
 import jax
 import numpy as np
 
+from shuffle_learn import _checks
 from shuffle_learn.data import loader
 from shuffle_learn.data import schema
 
@@ -32,12 +33,25 @@ def _nsynth(config, split: str):
   return nsynth.NSynthSource(split, config=config.data.tfds_config, data_dir=config.data.tfds_data_dir or None)
 
 
+def _check_notes(data) -> None:
+  """The fields of ``config.data`` the note sources read (messages start with the field's name)."""
+  for name in ("soundfonts", "tfds_config", "tfds_data_dir"):
+    _checks.check_string(name, _checks.get(data, name, "data"))
+  for name, low, high in (("programs", 0, 127), ("pitches", 0, 127), ("velocities", 1, 127)):
+    value = _checks.get(data, name, "data")
+    if value is not None or name == "velocities":
+      _checks.check_ints(name, value, low, high)
+
+
 class Source(NamedTuple):
+  """A source by config name: the modality it serves, its builder ``(config, split)``, its field check."""
+
   modality: str
   build: Callable
+  check: Callable
 
 
-SOURCES = {"gm_notes": Source("audio", _gm_notes), "nsynth": Source("audio", _nsynth)}
+SOURCES = {"gm_notes": Source("audio", _gm_notes, _check_notes), "nsynth": Source("audio", _nsynth, _check_notes)}
 
 
 def make_source(config, split: str):
