@@ -50,13 +50,12 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from shuffle_learn.data import gm_programs
+from shuffle_learn.data import schema
 from shuffle_learn.data import soundfonts
 
 _log = logging.getLogger(__name__)
 
-SPLITS = ("train", "valid", "test")
-# Cumulative upper bounds of the hash value u in [0, 1) for train and valid.
-_SPLIT_BOUNDS = (0.8, 0.9)
+SPLITS = schema.SPLITS
 _CACHE_VERSION = 2  # 2: the meta holds the version and the key.
 
 
@@ -203,8 +202,7 @@ def _scan(path: str, notes: np.ndarray, render: Mapping, cache_dir: str | None) 
 
 
 def _unit_hash(source: str, program: int, pitch: int, velocity: int) -> float:
-  digest = hashlib.sha256(f"{source}|{program}|{pitch}|{velocity}".encode()).digest()
-  return int.from_bytes(digest[:8], "big") / 2.0**64
+  return schema.unit_hash(f"{source}|{program}|{pitch}|{velocity}")
 
 
 def split_of(unit_hashes: np.ndarray) -> np.ndarray:
@@ -218,7 +216,7 @@ def split_of(unit_hashes: np.ndarray) -> np.ndarray:
     if none is train, the note with the smallest u is train.
   """
   u = np.asarray(unit_hashes, np.float64)
-  split = np.searchsorted(np.asarray(_SPLIT_BOUNDS), u, side="right").astype(np.int8)
+  split = np.searchsorted(np.asarray(schema.SPLIT_BOUNDS), u, side="right").astype(np.int8)
   if u.size and not np.any(split == 0):
     split[np.argmin(u)] = 0
   return split

@@ -21,6 +21,7 @@ import numpy as np
 
 from shuffle_learn import _checks
 from shuffle_learn.data import schema
+from shuffle_learn.data import tfds_source
 
 CONFIGS = ("full", "gansynth_subset")
 SPLITS = ("train", "valid", "test")
@@ -58,7 +59,7 @@ def to_note(example: dict) -> dict[str, np.ndarray]:
   return note
 
 
-class NSynthSource:
+class NSynthSource(tfds_source.TFDSSource):
   """grain-compatible random-access source over TFDS `nsynth`, a `schema.NoteSource`.
 
   Args:
@@ -74,11 +75,9 @@ class NSynthSource:
   def __init__(self, split: str = "train", *, config: str = "full", data_dir: str | None = None):
     _checks.check_choice("split", split, SPLITS)
     _checks.check_choice("config", config, CONFIGS)
-    import tensorflow_datasets as tfds  # Imported here: it pulls in TensorFlow.
 
     self.split, self.config, self.data_dir = split, config, data_dir
-    self._source = tfds.data_source(f"nsynth/{config}", split=split, data_dir=data_dir)
-    instrument = self._source.dataset_info.features["instrument"]
+    instrument = self._open(f"nsynth/{config}", split, data_dir)["instrument"]
     if tuple(instrument["family"].names) != schema.FAMILIES:
       raise ValueError(f"nsynth/{config}'s instrument families {instrument['family'].names} are not "
                        f"schema.FAMILIES {schema.FAMILIES}.")
@@ -93,9 +92,6 @@ class NSynthSource:
   def num_families(self) -> int:
     """``len(schema.FAMILIES)``."""
     return len(schema.FAMILIES)
-
-  def __len__(self) -> int:
-    return len(self._source)
 
   def __getitem__(self, index: int) -> dict[str, np.ndarray]:
     return to_note(self._source[index])

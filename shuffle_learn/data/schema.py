@@ -19,6 +19,7 @@ gives them.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -31,6 +32,18 @@ NUM_SAMPLES = 64000  # NOTE_SECONDS * SAMPLE_RATE.
 FAMILIES = ("bass", "brass", "flute", "guitar", "keyboard", "mallet", "organ", "reed", "string", "synth_lead",
             "vocal")
 NOTE_LABELS = ("pitch", "velocity", "instrument/label", "instrument/family", "instrument/source")
+
+# Every source's splits, and the rule that assigns an example to one: by a
+# stable hash of its key (a note's name, a file's or group's name), u < 0.8
+# train, u < 0.9 valid, else test; the same on every machine and run.
+SPLITS = ("train", "valid", "test")
+SPLIT_BOUNDS = (0.8, 0.9)  # Cumulative upper bounds of u for train and valid.
+
+
+def unit_hash(key: str) -> float:
+  """The first 8 bytes of sha256(key), big-endian, over 2**64: uniform in [0, 1)."""
+  return int.from_bytes(hashlib.sha256(key.encode("utf-8")).digest()[:8], "big") / 2.0**64
+
 
 # The batch field that holds each modality's raw input.
 RAW_KEYS = {"audio": "audio", "image": "image", "video": "video"}

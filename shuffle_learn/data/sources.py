@@ -43,6 +43,78 @@ def _check_notes(data) -> None:
       _checks.check_ints(name, value, low, high)
 
 
+def _image_shape(config) -> dict:
+  return {"size": (config.image.height, config.image.width), "channels": config.image.channels}
+
+
+def _emoji(config, split: str):
+  from shuffle_learn.data import emoji  # pylint: disable=g-import-not-at-top
+  from shuffle_learn.data import images  # pylint: disable=g-import-not-at-top
+  root = config.data.image_root or emoji.default_root()
+  emoji.build(root)  # Downloads (npm) and writes once; afterwards only reads root/build.json.
+  return images.ImageFolderSource(root, split, background=tuple(config.data.image_background),
+                                  split_key="groups.json", **_image_shape(config))
+
+
+def _image_folder(config, split: str):
+  from shuffle_learn.data import images  # pylint: disable=g-import-not-at-top
+  return images.ImageFolderSource(config.data.image_root, split, background=tuple(config.data.image_background),
+                                  split_key=config.data.image_groups or None, **_image_shape(config))
+
+
+def _tfds_images(config, split: str):
+  from shuffle_learn.data import images  # pylint: disable=g-import-not-at-top
+  return images.TFDSImageSource(config.data.tfds_name, split, data_dir=config.data.tfds_data_dir or None,
+                                **_image_shape(config))
+
+
+def _check_images(data) -> None:
+  """The fields of ``config.data`` the image sources read (messages start with the field's name)."""
+  for name in ("image_root", "image_groups", "tfds_name", "tfds_data_dir"):
+    _checks.check_string(name, _checks.get(data, name, "data"))
+  background = _checks.check_ints("image_background", _checks.get(data, "image_background", "data"), 0, 255)
+  if len(background) != 3:
+    raise ValueError(f"image_background must be an (r, g, b) colour, got {background!r}.")
+  if data.source == "image_folder" and not data.image_root:
+    raise ValueError("image_root must name the folder of class folders for source 'image_folder'.")
+  if data.source == "tfds_images":
+    from shuffle_learn.data import images  # pylint: disable=g-import-not-at-top
+    _checks.check_choice("tfds_name", data.tfds_name, tuple(images.TFDS_SPLITS))
+
+
+def _moving_sprites(config, split: str):
+  from shuffle_learn.data import moving_sprites  # pylint: disable=g-import-not-at-top
+  sprites = None
+  if config.data.image_root:  # Sprites from an image folder, else the built-in shapes.
+    from shuffle_learn.data import images  # pylint: disable=g-import-not-at-top
+    sprites = images.ImageFolderSource(config.data.image_root, split, size=tuple(config.data.sprite_size),
+                                       channels=4, split_key=config.data.image_groups or None)
+  return moving_sprites.MovingSpritesSource(
+      split, num_examples=config.data.num_clips[("train", "valid", "test").index(split)],
+      num_frames=config.video.num_frames, size=(config.video.height, config.video.width),
+      sprite_size=tuple(config.data.sprite_size), sprites=sprites, seed=config.data.clip_seed,
+      split_sprites=not config.data.image_root)
+
+
+def _ucf101(config, split: str):
+  from shuffle_learn.data import video_tfds  # pylint: disable=g-import-not-at-top
+  return video_tfds.TFDSVideoSource(split, name="ucf101", data_dir=config.data.tfds_data_dir or None,
+                                    num_frames=config.video.num_frames, size=(config.video.height, config.video.width))
+
+
+def _check_videos(data) -> None:
+  """The fields of ``config.data`` the video sources read."""
+  for name in ("image_root", "image_groups", "tfds_data_dir"):
+    _checks.check_string(name, _checks.get(data, name, "data"))
+  if data.source == "moving_sprites":
+    num_clips = _checks.check_ints("num_clips", _checks.get(data, "num_clips", "data"), 1, 10**9)
+    if len(num_clips) != 3:
+      raise ValueError(f"num_clips must be (train, valid, test) clip counts, got {num_clips!r}.")
+    if len(_checks.check_ints("sprite_size", _checks.get(data, "sprite_size", "data"), 1, 4096)) != 2:
+      raise ValueError(f"sprite_size must be (height, width), got {data.sprite_size!r}.")
+    _checks.check_int("clip_seed", _checks.get(data, "clip_seed", "data"), 0)
+
+
 class Source(NamedTuple):
   """A source by config name: the modality it serves, its builder ``(config, split)``, its field check."""
 
@@ -51,7 +123,15 @@ class Source(NamedTuple):
   check: Callable
 
 
-SOURCES = {"gm_notes": Source("audio", _gm_notes, _check_notes), "nsynth": Source("audio", _nsynth, _check_notes)}
+SOURCES = {
+    "gm_notes": Source("audio", _gm_notes, _check_notes),
+    "nsynth": Source("audio", _nsynth, _check_notes),
+    "emoji": Source("image", _emoji, _check_images),
+    "image_folder": Source("image", _image_folder, _check_images),
+    "tfds_images": Source("image", _tfds_images, _check_images),
+    "moving_sprites": Source("video", _moving_sprites, _check_videos),
+    "ucf101": Source("video", _ucf101, _check_videos),
+}
 
 
 def make_source(config, split: str):
