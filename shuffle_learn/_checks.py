@@ -98,11 +98,11 @@ def prefixed(path: str, fields: Mapping[str, str] | None = None) -> Iterator[Non
 
 
 def get(config, path: str, root: str = "config"):
-  """``config[a][b]...`` for ``path = "a.b..."``; ValueError ``"{root}.{path} is missing."``."""
+  """``config[a][b]...`` for ``path = "a.b..."``; ValueError ``"{root}.{path} is missing."`` (``root`` "": ``"{path} ..."``)."""
   node = config
   for part in path.split("."):
     try:
       node = node[part]
     except (KeyError, AttributeError, TypeError):
-      raise ValueError(f"{root}.{path} is missing.") from None
+      raise ValueError(f"{root}.{path} is missing." if root else f"{path} is missing.") from None
   return node

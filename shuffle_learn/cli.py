@@ -16,7 +16,7 @@ import difflib
 import importlib.util
 import json
 import sys
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Sequence
 
 
 def load_config(path: str):
@@ -34,7 +34,7 @@ def _paths(node, prefix: str = "") -> list[str]:
   out = []
   for key, value in node.items():
     out.append(prefix + key)
-    if isinstance(value, Mapping) or hasattr(value, "items") and not isinstance(value, (str, bytes)):
+    if hasattr(value, "items"):  # A ConfigDict or dict: a node.
       out += _paths(value, f"{prefix}{key}.")
   return out
 

@@ -36,16 +36,11 @@ def _check_data(config, path: str) -> None:
   data = _checks.get(config, "data", path)
   with _checks.prefixed(f"{path}.data"):
     source = _checks.check_choice("source", data.get("source"), tuple(sources.SOURCES))
-  try:
     sources.SOURCES[source].check(data)
-  except ValueError as e:  # Missing fields are named "data.x"; bad values "x".
-    message = str(e)
-    raise ValueError(f"{path}.{message}" if message.startswith("data.") else f"{path}.data.{message}") from None
-  with _checks.prefixed(f"{path}.data"):
-    _checks.check_int("train_examples", _checks.get(data, "train_examples", f"{path}.data"), 0)
-    _checks.check_int("num_threads", _checks.get(data, "num_threads", f"{path}.data"), 1)
-    _checks.check_int("worker_count", _checks.get(data, "worker_count", f"{path}.data"), 0)
-    _checks.check_int("prefetch", _checks.get(data, "prefetch", f"{path}.data"), 1)
+    _checks.check_int("train_examples", _checks.get(data, "train_examples", ""), 0)
+    _checks.check_int("num_threads", _checks.get(data, "num_threads", ""), 1)
+    _checks.check_int("worker_count", _checks.get(data, "worker_count", ""), 0)
+    _checks.check_int("prefetch", _checks.get(data, "prefetch", ""), 1)
   modality = sources.SOURCES[source].modality
   if config.pretext.modality != modality:
     raise ValueError(f"{path}.pretext.modality must be {modality!r} for {path}.data.source={source!r}, "
@@ -55,7 +50,7 @@ def _check_data(config, path: str) -> None:
 def _check_train(config, path: str) -> None:
   train = _checks.get(config, "train", path)
   section = f"{path}.train"
-  get = lambda name: _checks.get(train, name, section)
+  get = lambda name: _checks.get(train, name, "")  # Named by `prefixed` below.
   with _checks.prefixed(section):
     batch_size = _checks.check_int("batch_size", get("batch_size"), 1)
     devices, processes = jax.device_count(), jax.process_count()
@@ -86,7 +81,7 @@ def validate(config, path: str = "config") -> pretext_lib.Pretext:
       must be.
   """
   with _checks.prefixed(path):
-    _checks.check_int("seed", _checks.get(config, "seed", path), 0)
+    _checks.check_int("seed", _checks.get(config, "seed", ""), 0)
   pretext = pretext_lib.from_config(config, path)
   # Every objective's fields are checked, also those the chosen one ignores.
   for name, cls in objectives.OBJECTIVES.items():
@@ -95,9 +90,10 @@ def validate(config, path: str = "config") -> pretext_lib.Pretext:
       if name != "fixed_permutation" or config.pretext.loss == name:
         cls(num_patches=pretext.num_patches, **kwargs)
   _check_data(config, path)
+  model = _checks.get(config, "model", path)
   with _checks.prefixed(f"{path}.model"):
-    size_name = _checks.check_choice("size", _checks.get(config, "model.size", path), tuple(models.SIZES))
-    _checks.check_bool("normalize_patches", _checks.get(config, "model.normalize_patches", path))
+    size_name = _checks.check_choice("size", _checks.get(model, "size", ""), tuple(models.SIZES))
+    _checks.check_bool("normalize_patches", _checks.get(model, "normalize_patches", ""))
   size = models.SIZES[size_name]
   height, width, _ = pretext.input.patch_shape
   if size.feature_map_shape(height, width) is None:

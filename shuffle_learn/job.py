@@ -71,14 +71,15 @@ def validate(config: ml_collections.ConfigDict) -> None:
       _checks.check_choice("baselines", baseline, BASELINES)
   if not config.methods and not config.baselines:
     raise ValueError("config.methods and config.baselines are both empty: nothing to evaluate.")
+  eval_config = _checks.get(config, "eval")
   with _checks.prefixed("config.eval"):
-    n_train = _checks.check_ints("n_train", tuple(_checks.get(config, "eval.n_train")), 2, 10**9)
-    _checks.check_choice("embedding", _checks.get(config, "eval.embedding"), tuple(embeddings_lib.LAYERS))
-    _checks.check_int("pool_examples", _checks.get(config, "eval.pool_examples"), max(n_train))
-    _checks.check_int("seeds", _checks.get(config, "eval.seeds"), 1)
-    _checks.check_int("test_examples", _checks.get(config, "eval.test_examples"), 0)
-    _checks.check_int("supervised_epochs", _checks.get(config, "eval.supervised_epochs"), 1)
-    tasks = _checks.get(config, "eval.tasks")
+    n_train = _checks.check_ints("n_train", tuple(_checks.get(eval_config, "n_train", "")), 2, 10**9)
+    _checks.check_choice("embedding", _checks.get(eval_config, "embedding", ""), tuple(embeddings_lib.LAYERS))
+    _checks.check_int("pool_examples", _checks.get(eval_config, "pool_examples", ""), max(n_train))
+    _checks.check_int("seeds", _checks.get(eval_config, "seeds", ""), 1)
+    _checks.check_int("test_examples", _checks.get(eval_config, "test_examples", ""), 0)
+    _checks.check_int("supervised_epochs", _checks.get(eval_config, "supervised_epochs", ""), 1)
+    tasks = _checks.get(eval_config, "tasks", "")
     if not tasks or set(tasks) - set(probes.TASKS):
       raise ValueError(f"tasks must be a non-empty subset of {probes.TASKS}, got {tasks!r}.")
   with _checks.prefixed("config.eval", {"kind": "probe"}):

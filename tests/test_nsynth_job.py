@@ -94,6 +94,14 @@ def test_bad_job_config_fails_at_start(tmp_path, field, value, message):
   assert not os.path.exists(os.path.join(tmp_path, "results.json"))
 
 
+@pytest.mark.parametrize("section,field", [("eval", "seeds"), ("pretrain", "seed")])
+def test_a_missing_job_field_is_named_once(tmp_path, section, field):
+  config = tiny_job_config()
+  del config[section][field]
+  with pytest.raises(ValueError, match=f"^config\\.{section}\\.{field} is missing\\.$"):
+    job_lib.run(config, str(tmp_path))
+
+
 def test_sweep_runs_the_job_per_point_and_summarizes(tmp_path):
   config = tiny_job_config()
   config.baselines = ("random_embedding",)

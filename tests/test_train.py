@@ -211,12 +211,12 @@ def test_bad_config_values_fail_at_start_naming_the_field(field, value, message)
     train.build(ml_collections.ConfigDict(values))
 
 
-@pytest.mark.parametrize("section,field", [("train", "warmup_steps"), ("data", "soundfonts"), ("features", "kind"),
-                                           ("pretext", "sigma")])
+@pytest.mark.parametrize("section,field", [("train", "warmup_steps"), ("data", "soundfonts"), ("data", "prefetch"),
+                                           ("features", "kind"), ("pretext", "sigma"), ("model", "size")])
 def test_missing_config_field_is_named(section, field):
   config = tiny_config()
   del config[section][field]
-  with pytest.raises(ValueError, match=f"config.{section}.{field} is missing"):
+  with pytest.raises(ValueError, match=f"^config\\.{section}\\.{field} is missing\\.$"):
     train.build(config)
 
 

@@ -39,19 +39,11 @@ _MEL_BREAK_HZ = 700.0
 _MEL_HIGH_Q = 1127.0
 
 
-def _check_positive_number(name: str, value) -> float:
-  return _checks.check_number(name, value, 0.0, strict=True)
-
-
-def _check_count(name: str, value) -> int:
-  return _checks.check_int(name, value, 1)
-
-
 def _frame_sizes(sample_rate, window_ms, hop_ms) -> tuple[int, int]:
   """Checks the framing arguments; returns (window, hop) in samples."""
-  sample_rate = _check_positive_number("sample_rate", sample_rate)
-  window_ms = _check_positive_number("window_ms", window_ms)
-  hop_ms = _check_positive_number("hop_ms", hop_ms)
+  sample_rate = _checks.check_number("sample_rate", sample_rate, 0.0, strict=True)
+  window_ms = _checks.check_number("window_ms", window_ms, 0.0, strict=True)
+  hop_ms = _checks.check_number("hop_ms", hop_ms, 0.0, strict=True)
   window = int(round(sample_rate * window_ms / 1000.0))
   hop = int(round(sample_rate * hop_ms / 1000.0))
   if window < 1:
@@ -64,7 +56,7 @@ def _frame_sizes(sample_rate, window_ms, hop_ms) -> tuple[int, int]:
 def _stft_sizes(sample_rate, window_ms, hop_ms, fft_size) -> tuple[int, int, int]:
   """Checks the STFT arguments; returns (window, hop, fft_size) in samples."""
   window, hop = _frame_sizes(sample_rate, window_ms, hop_ms)
-  fft_size = _check_count("fft_size", fft_size)
+  fft_size = _checks.check_int("fft_size", fft_size, 1)
   if fft_size < window:
     raise ValueError(f"fft_size must be >= the window length of {window} samples, got {fft_size}.")
   return window, hop, fft_size
@@ -83,7 +75,7 @@ def num_frames(num_samples: int, *, sample_rate: float = 16000, window_ms: float
     The frame count, e.g. 398 for 64000 samples with the defaults.
   """
   window, hop = _frame_sizes(sample_rate, window_ms, hop_ms)
-  num_samples = _check_count("num_samples", num_samples)
+  num_samples = _checks.check_int("num_samples", num_samples, 1)
   if num_samples < window:
     raise ValueError(f"num_samples must be at least one window of {window} samples, got {num_samples}.")
   return 1 + (num_samples - window) // hop
@@ -148,10 +140,6 @@ def stft_magnitude(audio: jax.typing.ArrayLike, *, sample_rate: float = 16000, w
   return jnp.abs(jnp.fft.rfft(frames, n=fft_size, axis=-1))
 
 
-def _check_log_offset(log_offset) -> float:
-  return _check_positive_number("log_offset", log_offset)
-
-
 def log_spectrogram(audio: jax.typing.ArrayLike, *, sample_rate: float = 16000, window_ms: float = 25.0,
                     hop_ms: float = 10.0, fft_size: int = 1024, log_offset: float = 1e-6) -> jax.Array:
   """The paper's log-compressed spectrogram, ``log(|STFT| + log_offset)``.
@@ -170,7 +158,7 @@ def log_spectrogram(audio: jax.typing.ArrayLike, *, sample_rate: float = 16000, 
     Carr et al. Self-Supervised Learning of Audio Representations from
     Permutations with Differentiable Ranking. IEEE SPL 2021.
   """
-  log_offset = _check_log_offset(log_offset)
+  log_offset = _checks.check_number("log_offset", log_offset, 0.0, strict=True)
   magnitude = stft_magnitude(audio, sample_rate=sample_rate, window_ms=window_ms, hop_ms=hop_ms, fft_size=fft_size)
   return jnp.log(magnitude + log_offset)
 
@@ -226,13 +214,13 @@ def mel_filterbank(
   Returns:
     ``(num_fft_bins, num_mel_bins)`` weights: ``mel = magnitudes @ weights``.
   """
-  num_mel_bins = _check_count("num_mel_bins", num_mel_bins)
-  num_fft_bins = _check_count("num_fft_bins", num_fft_bins)
+  num_mel_bins = _checks.check_int("num_mel_bins", num_mel_bins, 1)
+  num_fft_bins = _checks.check_int("num_fft_bins", num_fft_bins, 1)
   if num_fft_bins < 2:
     raise ValueError(f"num_fft_bins must be >= 2, got {num_fft_bins}.")
-  sample_rate = _check_positive_number("sample_rate", sample_rate)
+  sample_rate = _checks.check_number("sample_rate", sample_rate, 0.0, strict=True)
   lower_hz = _checks.check_number("lower_hz", lower_hz, 0.0)
-  upper_hz = _check_positive_number("upper_hz", upper_hz)
+  upper_hz = _checks.check_number("upper_hz", upper_hz, 0.0, strict=True)
   if lower_hz >= upper_hz:
     raise ValueError(f"lower_hz must be < upper_hz, got lower_hz={lower_hz} and upper_hz={upper_hz}.")
   if upper_hz > sample_rate / 2:
@@ -266,7 +254,7 @@ def log_mel_spectrogram(audio: jax.typing.ArrayLike, *, sample_rate: float = 160
     Saeed, Grangier, Zeghidour. Contrastive Learning of General-Purpose Audio
     Representations. ICASSP 2021.
   """
-  log_offset = _check_log_offset(log_offset)
+  log_offset = _checks.check_number("log_offset", log_offset, 0.0, strict=True)
   window, hop, fft_size = _stft_sizes(sample_rate, window_ms, hop_ms, fft_size)
   weights = mel_filterbank(num_mel_bins, fft_size // 2 + 1, sample_rate, lower_hz, upper_hz)
   magnitude = stft_magnitude(audio, sample_rate=sample_rate, window_ms=window_ms, hop_ms=hop_ms, fft_size=fft_size)

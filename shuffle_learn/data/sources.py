@@ -34,11 +34,11 @@ def _nsynth(config, split: str):
 
 
 def _check_notes(data) -> None:
-  """The fields of ``config.data`` the note sources read (messages start with the field's name)."""
+  """The fields of ``config.data`` the note sources read (messages start with the field's name, missing ones too)."""
   for name in ("soundfonts", "tfds_config", "tfds_data_dir"):
-    _checks.check_string(name, _checks.get(data, name, "data"))
+    _checks.check_string(name, _checks.get(data, name, ""))
   for name, low, high in (("programs", 0, 127), ("pitches", 0, 127), ("velocities", 1, 127)):
-    value = _checks.get(data, name, "data")
+    value = _checks.get(data, name, "")
     if value is not None or name == "velocities":
       _checks.check_ints(name, value, low, high)
 
@@ -71,8 +71,8 @@ def _tfds_images(config, split: str):
 def _check_images(data) -> None:
   """The fields of ``config.data`` the image sources read (messages start with the field's name)."""
   for name in ("image_root", "image_groups", "tfds_name", "tfds_data_dir"):
-    _checks.check_string(name, _checks.get(data, name, "data"))
-  background = _checks.check_ints("image_background", _checks.get(data, "image_background", "data"), 0, 255)
+    _checks.check_string(name, _checks.get(data, name, ""))
+  background = _checks.check_ints("image_background", _checks.get(data, "image_background", ""), 0, 255)
   if len(background) != 3:
     raise ValueError(f"image_background must be an (r, g, b) colour, got {background!r}.")
   if data.source == "image_folder" and not data.image_root:
@@ -90,7 +90,7 @@ def _moving_sprites(config, split: str):
     sprites = images.ImageFolderSource(config.data.image_root, split, size=tuple(config.data.sprite_size),
                                        channels=4, split_key=config.data.image_groups or None)
   return moving_sprites.MovingSpritesSource(
-      split, num_examples=config.data.num_clips[("train", "valid", "test").index(split)],
+      split, num_examples=config.data.num_clips[schema.SPLITS.index(split)],
       num_frames=config.video.num_frames, size=(config.video.height, config.video.width),
       sprite_size=tuple(config.data.sprite_size), sprites=sprites, seed=config.data.clip_seed,
       split_sprites=not config.data.image_root)
@@ -105,14 +105,14 @@ def _ucf101(config, split: str):
 def _check_videos(data) -> None:
   """The fields of ``config.data`` the video sources read."""
   for name in ("image_root", "image_groups", "tfds_data_dir"):
-    _checks.check_string(name, _checks.get(data, name, "data"))
+    _checks.check_string(name, _checks.get(data, name, ""))
   if data.source == "moving_sprites":
-    num_clips = _checks.check_ints("num_clips", _checks.get(data, "num_clips", "data"), 1, 10**9)
+    num_clips = _checks.check_ints("num_clips", _checks.get(data, "num_clips", ""), 1, 10**9)
     if len(num_clips) != 3:
       raise ValueError(f"num_clips must be (train, valid, test) clip counts, got {num_clips!r}.")
-    if len(_checks.check_ints("sprite_size", _checks.get(data, "sprite_size", "data"), 1, 4096)) != 2:
+    if len(_checks.check_ints("sprite_size", _checks.get(data, "sprite_size", ""), 1, 4096)) != 2:
       raise ValueError(f"sprite_size must be (height, width), got {data.sprite_size!r}.")
-    _checks.check_int("clip_seed", _checks.get(data, "clip_seed", "data"), 0)
+    _checks.check_int("clip_seed", _checks.get(data, "clip_seed", ""), 0)
 
 
 class Source(NamedTuple):
