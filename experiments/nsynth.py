@@ -9,16 +9,8 @@ same way.
 """
 
 from shuffle_learn import job
-from shuffle_learn import report
 
-
-def main(config, workdir: str) -> dict:
-  """Runs the job and prints its table."""
-  results = job.run(config, workdir)
-  tasks = tuple(config.eval.tasks)
-  print(report.sweep_markdown(results, tasks) if "sweep" in results else report.markdown(results, tasks))
-  return results
-
+main = job.main
 
 if __name__ == "__main__":
   from shuffle_learn import cli  # pylint: disable=g-import-not-at-top

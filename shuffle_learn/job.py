@@ -1,12 +1,18 @@
 """The main job: pre-train the CFN with every pretext objective of a config, then probe the frozen embeddings.
 
-Steps, each resumed or reused if already done in ``workdir``:
+One job for every modality (``config.pretrain.pretext.modality``): audio notes
+(`experiments.nsynth`), image jigsaws (`experiments.images`) and frame orders
+(`experiments.video`). Steps, each resumed or reused if already done in
+``workdir``:
 
 1. pre-train every method of ``config.methods`` (a ``pretext.loss``) in
    ``workdir/pretrain/METHOD`` (`shuffle_learn.train`);
-2. embed a fixed pool of train notes and a fixed test set with every
-   checkpoint and every baseline, cached in ``workdir/embeddings``;
-3. train downstream heads on N notes drawn from the pool, for every N of
+2. embed a fixed pool of labelled train examples and a fixed test set with
+   every checkpoint and every baseline, cached in ``workdir/embeddings``; the
+   labelled examples come from ``config.pretrain.data`` with the fields of
+   ``config.eval.data`` replaced (e.g. the video job pre-trains on clips with
+   an arrow of time and probes clips whose label is their order alone);
+3. train downstream heads on N examples drawn from the pool, for every N of
    ``eval.n_train`` and every seed (`shuffle_learn.evaluators.downstream`);
 4. write ``results.json``, ``results.md`` and ``results.png`` (`shuffle_learn.report`).
 
@@ -16,8 +22,11 @@ results.json::
    "pretext": {METHOD: {"partial_ranks_accuracy": float}},
    "runtime_s": float, "config": {...}, "n_train": N, "machine": {...}}
 
-with TASK as in `probes.TASKS`; with several N, ``methods`` holds the first N
-and ``by_n_train`` holds them all ({N: {METHOD: {TASK: ...}}}).
+with TASK among `probes.TASKS` (audio) or `probes.LABEL_TASKS` (images,
+videos); with several N, ``methods`` holds the first N and ``by_n_train``
+holds them all ({N: {METHOD: {TASK: ...}}}). For label tasks it also holds
+``class_names`` and ``confusion`` ({METHOD: (K, K) counts summed over the
+seeds of the first N, rows the true class}).
 
 A sweep (``config.sweep.fields`` and ``config.sweep.points``: e.g. the number
 of frequency bands, or bands against time frames against tiles) runs the job
@@ -28,6 +37,8 @@ References:
   Carr, Berthet, Blondel, Teboul, Zeghidour. Self-Supervised Learning of Audio
   Representations from Permutations with Differentiable Ranking. IEEE SPL 2021
   (Table I, Table II, Figs. 2 and 3).
+  Shuffle to Learn: Self-Supervised Learning from Permutations via
+  Differentiable Ranking (ICLR 2021 submission), Tables 3 and 4.
 """
 
 from __future__ import annotations
@@ -54,6 +65,12 @@ from shuffle_learn.evaluators import probes
 from shuffle_learn.evaluators import supervised as supervised_lib
 
 BASELINES = ("random_embedding", "logmel_baseline", "supervised")
+AUDIO_ONLY = ("logmel_baseline",)
+
+
+def tasks_of(modality: str) -> tuple[str, ...]:
+  """The downstream tasks a modality's labels allow."""
+  return probes.TASKS if modality == "audio" else probes.LABEL_TASKS
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
@@ -66,9 +83,11 @@ def validate(config: ml_collections.ConfigDict) -> None:
   for method in _checks.get(config, "methods"):
     with _checks.prefixed("config"):
       _checks.check_choice("methods", method, tuple(pretext_lib.OBJECTIVES))
+  modality = _checks.get(config, "pretrain.pretext.modality")
   for baseline in _checks.get(config, "baselines"):
     with _checks.prefixed("config"):
-      _checks.check_choice("baselines", baseline, BASELINES)
+      _checks.check_choice("baselines", baseline, BASELINES if modality == "audio" else
+                           tuple(b for b in BASELINES if b not in AUDIO_ONLY))
   if not config.methods and not config.baselines:
     raise ValueError("config.methods and config.baselines are both empty: nothing to evaluate.")
   eval_config = _checks.get(config, "eval")
@@ -80,11 +99,28 @@ def validate(config: ml_collections.ConfigDict) -> None:
     _checks.check_int("test_examples", _checks.get(eval_config, "test_examples", ""), 0)
     _checks.check_int("supervised_epochs", _checks.get(eval_config, "supervised_epochs", ""), 1)
     tasks = _checks.get(eval_config, "tasks", "")
-    if not tasks or set(tasks) - set(probes.TASKS):
-      raise ValueError(f"tasks must be a non-empty subset of {probes.TASKS}, got {tasks!r}.")
+    if not tasks or set(tasks) - set(tasks_of(modality)):
+      raise ValueError(f"tasks must be a non-empty subset of {tasks_of(modality)} for {modality} inputs, "
+                       f"got {tasks!r}.")
   with _checks.prefixed("config.eval", {"kind": "probe"}):
     probe_config(config)
   config_lib.validate(config.pretrain, "config.pretrain")
+  config_lib.validate(downstream_config(config), "config.pretrain (with config.eval.data)")
+
+
+def downstream_config(config) -> ml_collections.ConfigDict:
+  """The pre-training config with the fields of ``config.eval.data`` set in its ``data``: the labelled examples' source."""
+  data = _checks.get(config, "eval.data")
+  pretrain = config.pretrain.copy_and_resolve_references()
+  for field, value in data.items():
+    if field not in pretrain.data:
+      raise ValueError(f"config.eval.data.{field} is not a field of config.pretrain.data.")
+    try:
+      pretrain.data[field] = value
+    except TypeError:
+      raise ValueError(f"config.eval.data.{field} must have the type of config.pretrain.data.{field} "
+                       f"({type(pretrain.data[field]).__name__}), got {value!r}.") from None
+  return pretrain
 
 
 def sweep_points(config: ml_collections.ConfigDict) -> list[tuple[str, ml_collections.ConfigDict]]:
@@ -152,6 +188,14 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   return run_one(config, workdir)
 
 
+def main(config: ml_collections.ConfigDict, workdir: str) -> dict:
+  """`run`, then its table printed: what ``python -m experiments.{nsynth,images,video}`` do."""
+  results = run(config, workdir)
+  tasks = tuple(config.eval.tasks)
+  print(report.sweep_markdown(results, tasks) if "sweep" in results else report.markdown(results, tasks))
+  return results
+
+
 def run_sweep(config, points, workdir: str) -> dict:
   """`run_one` for every sweep point, each in ``workdir/NAME``; a summary over them."""
   start = time.perf_counter()
@@ -186,7 +230,7 @@ def _embedders(config, workdir: str, base: train.Experiment) -> tuple[dict, dict
     params = base.init(config.pretrain.seed).params
     embedders[f"random_embedding-seed{config.pretrain.seed}-{layer}"] = (
         "random_embedding", embeddings_lib.cfn_embedder(base.model, params, base.pretext.input, layer))
-  if "logmel_baseline" in config.baselines:
+  if "logmel_baseline" in config.baselines:  # Audio only (`validate`).
     embedders["logmel_baseline"] = ("logmel_baseline", embeddings_lib.logmel_embedder(
         base.pretext.input.num_samples, config.pretrain.features.num_mel_bins))
   return embedders, pretext
@@ -199,24 +243,32 @@ def run_one(config: ml_collections.ConfigDict, workdir: str) -> dict:
   tasks = tuple(config.eval.tasks)
   base = train.build(config.pretrain)
   embedders, pretext = _embedders(config, workdir, base)
-  train_source = sources.make_source(config.pretrain, "train")
-  test_source = sources.make_source(config.pretrain, "test")
+  labelled = downstream_config(config)
+  train_source = sources.make_source(labelled, "train")
+  test_source = sources.make_source(labelled, "test")
+  classes = sources.class_counts(labelled, train_source)
+  raw_key = sources.raw_key(labelled)
   evaluator = downstream.Evaluator(
       train_source, test_source, n_train=config.eval.n_train, seeds=config.eval.seeds,
       pool_examples=config.eval.pool_examples, test_examples=config.eval.test_examples or None,
-      probe=probe_config(config), tasks=tasks, cache_dir=os.path.join(workdir, "embeddings"))
+      probe=probe_config(config), tasks=tasks, cache_dir=os.path.join(workdir, "embeddings"), classes=classes,
+      raw_key=raw_key)
   by_n: dict[int, dict[str, dict]] = {n: {} for n in config.eval.n_train}
+  confusion = {}
   for name, (method, embed) in embedders.items():
     print(f"[job] embedding with {method}", flush=True)
     for (n, task), values in evaluator.run(name, embed):
+      if task == "confusion":
+        if n == config.eval.n_train[0]:
+          confusion[method] = np.sum(values, axis=0).tolist()
+        continue
       by_n[n].setdefault(method, {})[task] = summarize(values)
       if task == tasks[-1]:
         print(f"[job]   N={n}: " + ", ".join(f"{t} {by_n[n][method][t]['mean']:.3f}" for t in tasks), flush=True)
   if "supervised" in config.baselines:
     print(f"[job] supervised CFN from scratch on N={config.eval.n_train}", flush=True)
-    supervised = supervised_lib.evaluate(
-        config, base.model, base.pretext.input, train_source, test_source, config.eval.n_train, tasks,
-        num_families=train_source.num_families, num_instruments=train_source.num_instruments)
+    supervised = supervised_lib.evaluate(config, base.model, base.pretext.input, train_source, test_source,
+                                         config.eval.n_train, tasks, raw_key=raw_key, **classes)
     for n, values in supervised.items():
       by_n[n]["supervised"] = {task: summarize(v) for task, v in values.items()}
   first = config.eval.n_train[0]
@@ -230,5 +282,8 @@ def run_one(config: ml_collections.ConfigDict, workdir: str) -> dict:
   }
   if len(by_n) > 1:
     results["by_n_train"] = {str(n): v for n, v in by_n.items()}
+  if confusion:
+    results["class_names"] = list(train_source.class_names)
+    results["confusion"] = confusion
   report.write_results(workdir, results, tasks)
   return results

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import os
 
+import numpy as np
+
 # Lower is better for these tasks.
 LOWER_IS_BETTER = ("pitch_mse",)
 
@@ -21,7 +23,7 @@ def markdown(results: dict, tasks) -> str:
   lines = [f"Mean +- std over {seeds} seeds; runtime {results['runtime_s']:.0f} s."]
   for n, by_method in by_n.items():
     methods = list(by_method)
-    lines += ["", f"N = {n} labelled notes:", "",
+    lines += ["", f"N = {n} labelled examples:", "",
               "| task | " + " | ".join(methods) + " |", "|---|" + "---|" * len(methods)]
     for task in tasks:
       means = [by_method[m][task]["mean"] for m in methods]
@@ -33,7 +35,42 @@ def markdown(results: dict, tasks) -> str:
       lines.append("| pretext partial-ranks accuracy | " + " | ".join(
           f"{results['pretext'][m]['partial_ranks_accuracy']:.3f}" if m in results["pretext"] else ""
           for m in methods) + " |")
+  if results.get("confusion"):
+    lines += ["", confusion_markdown(results)]
   return "\n".join(lines) + "\n"
+
+
+def confusion_markdown(results: dict) -> str:
+  """Per-class recall of every method (from ``confusion``, all seeds of the first N), classes as rows.
+
+  Classes that come in time-reversed pairs (``c`` and ``c ^ 1``, as the
+  moving-sprite clips) get a second table: the direction accuracy of each
+  pair, the fraction of its test clips predicted as one of the pair that are
+  predicted as the right one (0.5 when only the order tells them apart and it
+  is not read).
+  """
+  names, confusion = results["class_names"], results["confusion"]
+  methods = list(confusion)
+  recall = {m: np.diag(np.asarray(c, float)) / np.maximum(np.sum(c, axis=1), 1) for m, c in confusion.items()}
+  lines = [f"Per-class recall at N = {results['n_train']} (all seeds):", "",
+           "| class | " + " | ".join(methods) + " |", "|---|" + "---|" * len(methods)]
+  for k, name in enumerate(names):
+    lines.append(f"| {name} | " + " | ".join(f"{recall[m][k]:.3f}" for m in methods) + " |")
+  from shuffle_learn.data import moving_sprites  # pylint: disable=g-import-not-at-top
+  if tuple(names) == moving_sprites.CLASS_NAMES:
+    lines += ["", "Direction accuracy per time-reversed pair (chance 0.5):", "",
+              "| pair | " + " | ".join(methods) + " |", "|---|" + "---|" * len(methods)]
+    for a in range(0, len(names), 2):
+      cells = [f"{direction_accuracy(confusion[m], a, a + 1):.3f}" for m in methods]
+      lines.append(f"| {names[a]} / {names[a + 1]} | " + " | ".join(cells) + " |")
+  return "\n".join(lines)
+
+
+def direction_accuracy(confusion, a: int, b: int) -> float:
+  """Of the examples of classes ``a`` and ``b`` predicted as ``a`` or ``b``, the fraction predicted right."""
+  c = np.asarray(confusion, float)
+  within = c[a, a] + c[a, b] + c[b, a] + c[b, b]
+  return float((c[a, a] + c[b, b]) / within) if within else float("nan")
 
 
 def task_axes(tasks):
@@ -69,7 +106,7 @@ def write_results(workdir: str, results: dict, tasks) -> None:
       if len(xs) > 1:
         ax.errorbar(xs, means, yerr=stds, marker="o", capsize=3, label=method)
         ax.set_xscale("log")
-        ax.set_xlabel("N labelled notes")
+        ax.set_xlabel("N labelled examples")
       else:
         ax.bar(i, means[0], yerr=stds[0], capsize=3, label=method)
         ax.set_xticks([])

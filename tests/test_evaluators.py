@@ -12,6 +12,7 @@ from experiments.configs import tiny
 from shuffle_learn import models
 from shuffle_learn import pretext as pretext_lib
 from shuffle_learn.data import frontend
+from shuffle_learn.data import schema
 from shuffle_learn.evaluators import embeddings
 from shuffle_learn.evaluators import probes
 from shuffle_learn.models import cfn
@@ -301,27 +302,27 @@ def test_cfn_embedder_rejects_an_unknown_layer(tiny_experiment):
 
 
 # ----------------------------------------------------------------------------
-# embeddings.embed_notes
+# embeddings.embed_examples
 
 
 def _head(audio):
   return audio[:, :3] * 2.0
 
 
-def test_embed_notes_reads_every_note_once_in_order():
+def test_embed_examples_reads_every_note_once_in_order():
   source = _Notes(10)
-  out, labels = embeddings.embed_notes(source, _head, batch_size=4)  # Batches of 4, 4 and 2.
+  out, labels = embeddings.embed_examples(source, _head, batch_size=4)  # Batches of 4, 4 and 2.
   assert out.dtype == np.float32 and out.shape == (10, 3)
   np.testing.assert_array_equal(out, np.stack([_head(source[i]["audio"][None])[0] for i in range(10)]))
-  assert set(labels) == set(embeddings.LABEL_KEYS)
-  for key in embeddings.LABEL_KEYS:
+  assert set(labels) == set(schema.NOTE_LABELS)
+  for key in schema.NOTE_LABELS:
     assert labels[key].dtype == np.int32
     np.testing.assert_array_equal(labels[key], [source[i][key] for i in range(10)])
 
 
-def test_embed_notes_takes_a_seeded_subset():
+def test_embed_examples_takes_a_seeded_subset():
   source = _Notes(20)
-  embed = lambda seed, k=6: embeddings.embed_notes(source, _head, num_examples=k, seed=seed, batch_size=4)
+  embed = lambda seed, k=6: embeddings.embed_examples(source, _head, num_examples=k, seed=seed, batch_size=4)
   out, labels = embed(0)
   assert out.shape == (6, 3) and len(labels["pitch"]) == 6
   # The notes of `loader.Subset`: the first six of the seed's permutation.
@@ -346,7 +347,7 @@ def test_embed_notes_takes_a_seeded_subset():
 
 def _computed(rng):
   out = rng.standard_normal((5, 4)).astype(np.float32)
-  labels = {k: rng.integers(0, 100, 5).astype(np.int32) for k in embeddings.LABEL_KEYS}
+  labels = {k: rng.integers(0, 100, 5).astype(np.int32) for k in schema.NOTE_LABELS}
   calls = []
 
   def compute():
@@ -367,8 +368,8 @@ def test_cached_computes_once_then_reads_back(rng, tmp_path):
   assert calls == [1]  # Read back, not recomputed.
   assert second_out.dtype == np.float32
   np.testing.assert_array_equal(second_out, out)
-  assert set(second_labels) == set(embeddings.LABEL_KEYS)  # Keys with '/' survive.
-  for key in embeddings.LABEL_KEYS:
+  assert set(second_labels) == set(schema.NOTE_LABELS)  # Keys with '/' survive.
+  for key in schema.NOTE_LABELS:
     assert second_labels[key].dtype == np.int32
     np.testing.assert_array_equal(second_labels[key], labels[key])
 
@@ -388,6 +389,14 @@ def test_cached_recomputes_a_file_missing_a_label(rng, tmp_path):
   out, labels, calls, compute = _computed(rng)
   path = tmp_path / "embeddings.npz"
   np.savez(path, embeddings=out[:2], pitch=labels["pitch"][:2])  # From another version.
+  np.testing.assert_array_equal(embeddings.cached(str(path), compute, schema.NOTE_LABELS)[0], out)
+  assert calls == [1]
+
+
+def test_cached_recomputes_a_file_whose_arrays_disagree_in_length(rng, tmp_path):
+  out, labels, calls, compute = _computed(rng)
+  path = tmp_path / "embeddings.npz"
+  np.savez(path, embeddings=out[:2], **labels)  # Five labels of each kind for two embeddings.
   np.testing.assert_array_equal(embeddings.cached(str(path), compute)[0], out)
   assert calls == [1]
 

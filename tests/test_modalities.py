@@ -55,11 +55,13 @@ def test_jigsaw_pretraining_on_an_image_folder(tmp_path):
 def test_frame_order_pretraining_on_moving_sprites(tmp_path):
   config = small_run(tiny.get_config())
   config.data.source = "moving_sprites"
-  config.data.image_root = ""  # The built-in shapes.
+  config.data.sprites = "shapes"  # The built-in procedural sprites.
+  config.data.image_root = ""
   config.data.image_groups = ""
   config.data.num_clips = (64, 16, 16)
   config.data.sprite_size = (8, 8)
   config.data.clip_seed = 0
+  config.data.timing = "linear"
   config.pretext.modality = "video"
   config.video = ml_collections.ConfigDict(dict(num_frames=5, height=16, width=16, channels=3,
                                                 normalization="example"))
@@ -77,7 +79,9 @@ def test_bad_video_configs_name_the_field(field, value, message):
   config = tiny.get_config()
   config.data.source = "moving_sprites"
   config.data.image_root = config.data.image_groups = ""
+  config.data.sprites = "shapes"
   config.data.num_clips, config.data.sprite_size, config.data.clip_seed = (64, 16, 16), (8, 8), 0
+  config.data.timing = "linear"
   config.pretext.modality = "video"
   config.video = ml_collections.ConfigDict(dict(num_frames=5, height=16, width=16, channels=3,
                                                 normalization="example"))

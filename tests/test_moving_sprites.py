@@ -215,3 +215,59 @@ def test_grain_batches_and_pickle():
   np.testing.assert_array_equal(copy[3]["video"], source[3]["video"])
   batch = next(iter(loader.note_batches(source, batch_size=8, seed=0)))
   assert batch["video"].shape == (8, 20, 32, 32, 3) and batch["label"].shape == (8,)
+
+
+# Timings: the pose column that moves in each pair, a function of it that moves at a constant rate under
+# "linear", and the sign of its change in the pair's first class.
+_MOVING = {0: (1, lambda v: v, 1), 2: (0, lambda v: v, -1), 4: (2, np.log, 1), 6: (3, lambda v: v, 1)}
+
+
+@pytest.mark.parametrize("pair", [0, 2, 4, 6])
+def test_decelerating_timing_slows_down_in_the_class_direction(pair):
+  column, transform, sign = _MOVING[pair]
+  source = _source(num_examples=8, classes=(pair, pair + 1), timing="decelerating")
+  t = np.linspace(0, 1, source.num_frames)
+  for index in range(8):
+    params = source.params(index)
+    assert params.class_id == pair + index % 2
+    value = transform(params.poses[0, :, column])
+    step = np.diff(value) * (sign if params.class_id == pair else -sign)  # Along the class's direction.
+    assert np.all(step > 0), (index, step)
+    assert np.all(np.diff(step) < 0), (index, step)  # Slower every frame, in both classes of the pair.
+    progress = (value - value[0]) / (value[-1] - value[0])
+    np.testing.assert_allclose(progress, 1 - (1 - t) ** 2, atol=1e-9)  # The ease-out of `TIMINGS`.
+    others = [c for c in range(5) if c != column]  # Nothing else moves.
+    np.testing.assert_array_equal(params.poses[0][:, others], params.poses[0][:1, others].repeat(len(t), 0))
+
+
+@pytest.mark.parametrize("pair", [0, 2, 4, 6])
+def test_linear_timing_runs_at_a_constant_rate_between_the_same_end_poses(pair):
+  column, transform, _ = _MOVING[pair]
+  linear = _source(num_examples=8, classes=(pair, pair + 1), timing="linear")
+  decelerating = _source(num_examples=8, classes=(pair, pair + 1), timing="decelerating")
+  for index in range(8):
+    value = transform(linear.params(index).poses[0, :, column])
+    np.testing.assert_allclose(np.diff(value), (value[-1] - value[0]) / (linear.num_frames - 1), atol=1e-9)
+    slow = decelerating.params(index).poses
+    np.testing.assert_allclose(slow[:, [0, -1]], linear.params(index).poses[:, [0, -1]], atol=1e-12)  # Same draws.
+    assert not np.allclose(slow, linear.params(index).poses)
+  odd = decelerating.params(1)  # Decelerating: the odd class is not the even clip reversed.
+  assert not np.allclose(moving_sprites.reverse(decelerating.params(1, pair)).poses, odd.poses)
+
+
+def test_linear_timing_is_the_default_clip():
+  default, linear = _source(num_examples=24), _source(num_examples=24, timing="linear")
+  decelerating = _source(num_examples=24, timing="decelerating")
+  assert default.timing == "linear" and {"linear", "decelerating"} <= set(moving_sprites.TIMINGS)
+  for index in (0, 1, 5, 10, 23):
+    clip = linear[index]
+    np.testing.assert_array_equal(clip["video"], default[index]["video"])
+    assert clip["label"] == default[index]["label"] == decelerating[index]["label"]
+    np.testing.assert_array_equal(linear.params(index).poses, default.params(index).poses)
+  assert not np.array_equal(decelerating[0]["video"], default[0]["video"])
+
+
+@pytest.mark.parametrize("timing", ["ease_out", "", None])
+def test_a_bad_timing_names_the_argument(timing):
+  with pytest.raises(ValueError, match="^timing"):
+    _source(timing=timing)

@@ -56,7 +56,7 @@ def test_job_writes_table_plot_and_a_reusable_checkpoint(job):
   workdir, _ = job
   table = open(os.path.join(workdir, "results.md")).read()
   assert "| family_accuracy |" in table and "perturbed_fy" in table and "logmel_baseline" in table
-  assert table.count("| family_accuracy |") == 2 and "N = 16 labelled notes" in table and "N = 32 " in table
+  assert table.count("| family_accuracy |") == 2 and "N = 16 labelled examples" in table and "N = 32 " in table
   assert os.path.getsize(os.path.join(workdir, "results.png")) > 1000
   assert os.listdir(os.path.join(workdir, "pretrain", "perturbed_fy", "checkpoints")) == ["20"]
 

@@ -16,7 +16,8 @@ against 26.0 (README, Results; the run in docs/results/nsynth/).
 Fields beside `pretrain` (the training config, every field of `default.py`):
   methods     pretext losses to pre-train and evaluate, each in its own run.
   baselines   among random_embedding, logmel_baseline, supervised.
-  eval.*      the downstream protocol.
+  eval.*      the downstream protocol; eval.data: fields of pretrain.data
+              that differ for the labelled examples.
   sweep.*     optional: fields of `pretrain` (dotted, e.g. "pretext.n_rows") and
               a value per point (a tuple per point with several fields); the
               whole job runs once per point, see `experiments.nsynth`.
@@ -46,6 +47,7 @@ def get_config() -> config_dict.ConfigDict:
   config.eval.weight_decay = 1e-4
   config.eval.tasks = probes.TASKS
   config.eval.supervised_epochs = 30     # supervised baseline: epochs over the N notes.
+  config.eval.data = config_dict.ConfigDict()  # Fields of pretrain.data replaced for the labelled notes (none).
   config.sweep = config_dict.ConfigDict()
   config.sweep.fields = ()               # e.g. ("pretext.n_rows", "pretext.n_cols").
   config.sweep.points = ()               # e.g. ((10, 1), (1, 10)).

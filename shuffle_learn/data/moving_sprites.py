@@ -186,7 +186,8 @@ def _poses(num_frames: int, **columns) -> np.ndarray:
 def _move(axis: int, sign: float):
   """Moving along ``axis`` (0: y, 1: x) by a random distance, ``sign`` +1 towards larger coordinates."""
 
-  def draw(rng, frame, sprite, ramp):
+  def draw(rng, frame, sprite, ramp, warp):
+    ramp = warp(ramp)
     scale = rng.uniform(0.6, 1.0)
     half = scale * np.asarray(sprite) / 2
     centre = _centre(rng, frame, half)
@@ -200,28 +201,30 @@ def _move(axis: int, sign: float):
   return draw
 
 
-def _approach(rng, frame, sprite, ramp):
+def _approach(rng, frame, sprite, ramp, warp):
+  ramp = warp(ramp)
   scale = rng.uniform(0.35, 0.55) * rng.uniform(1.8, 2.8) ** ramp  # Geometric, as an object nearing a camera.
   centre_y, centre_x = _centre(rng, frame, scale[-1] * np.asarray(sprite) / 2)
   return _poses(ramp.size, centre_y=centre_y, centre_x=centre_x, scale=scale,
                 angle=rng.uniform(-np.pi / 8, np.pi / 8))[None]
 
 
-def _rotate(rng, frame, sprite, ramp):
+def _rotate(rng, frame, sprite, ramp, warp):
+  ramp = warp(ramp)
   scale = rng.uniform(0.7, 1.0)
   centre_y, centre_x = _centre(rng, frame, scale * np.asarray(sprite) / 2)
   angle = rng.uniform(0, 2 * np.pi) + rng.uniform(np.pi / 2, 3 * np.pi / 2) * ramp  # Clockwise on screen.
   return _poses(ramp.size, centre_y=centre_y, centre_x=centre_x, scale=scale, angle=angle)[None]
 
 
-def _appear(rng, frame, sprite, ramp):
+def _appear(rng, frame, sprite, ramp, warp):
   num_frames = ramp.size
   scale = rng.uniform(0.6, 1.0)
   half = scale * np.asarray(sprite) / 2
   centre = _centre(rng, frame, half)
   start = int(rng.integers(0, max(1, num_frames // 2)))
   end = int(rng.integers(start + 1, num_frames))
-  progress = np.clip((np.arange(num_frames) - start) / (end - start), 0.0, 1.0)
+  progress = warp(np.clip((np.arange(num_frames) - start) / (end - start), 0.0, 1.0))
   angle = rng.uniform(-np.pi / 8, np.pi / 8)
   if rng.integers(2) == 0:  # Fading in.
     return _poses(num_frames, centre_y=centre[0], centre_x=centre[1], scale=scale, angle=angle, opacity=progress)[None]
@@ -232,7 +235,7 @@ def _appear(rng, frame, sprite, ramp):
   return _poses(num_frames, centre_y=centre[0], centre_x=centre[1], scale=scale, angle=angle)[None]
 
 
-def _cover(rng, frame, sprite, ramp):
+def _cover(rng, frame, sprite, ramp, warp):
   num_frames, sprite = ramp.size, np.asarray(sprite)
   scale_b, scale_a = rng.uniform(0.5, 0.7), rng.uniform(0.85, 1.05)
   half_a = scale_a * sprite / 2
@@ -243,7 +246,7 @@ def _cover(rng, frame, sprite, ramp):
   apart = distance >= (scale_a + scale_b) * sprite.max() / 2
   start = candidates[np.argmax(apart) if apart.any() else np.argmax(distance)]
   stop = int(rng.integers(max(1, num_frames // 2), num_frames - 1))  # A rests from frame `stop` on.
-  centre_a = start + (end - start) * np.minimum(np.arange(num_frames) / stop, 1.0)[:, None]
+  centre_a = start + (end - start) * warp(np.minimum(np.arange(num_frames) / stop, 1.0))[:, None]
   bottom = _poses(num_frames, centre_y=centre_b[0], centre_x=centre_b[1], scale=scale_b,
                   angle=rng.uniform(-np.pi / 8, np.pi / 8))
   top = _poses(num_frames, centre_y=centre_a[:, 0], centre_x=centre_a[:, 1], scale=scale_a,
@@ -251,8 +254,20 @@ def _cover(rng, frame, sprite, ramp):
   return np.stack([bottom, top])
 
 
-# Per pair of classes (class // 2): (rng, frame (H, W), sprite (h, w), ramp (T,) 0 -> 1) -> poses (sprites, T, 5).
+# Per pair of classes (class // 2): (rng, frame (H, W), sprite (h, w), ramp (T,) 0 -> 1, warp) -> poses (sprites, T, 5);
+# ``warp`` maps the motion's progress in [0, 1] to [0, 1] (`TIMINGS`).
 _MOTIONS = (_move(1, 1.0), _move(0, -1.0), _approach, _rotate, _appear, _cover)
+
+# How a motion's progress runs in time, for the pair's even (drawn) and odd (drawn, then reversed) class:
+# "linear": at a constant rate, so a clip's reverse is the partner clip and both are equally likely;
+# "decelerating": slowing down in the direction of the class (an ease-out, 1 - (1 - t)^2, for the even
+# class; an ease-in, t^2, reversed, for the odd one), as sliding objects slow down;
+# "forward": at a constant rate, every clip drawn as its pair's even class, so time runs one way.
+TIMINGS = {
+    "linear": (lambda t: t, lambda t: t),
+    "decelerating": (lambda t: 1.0 - np.square(1.0 - t), np.square),
+    "forward": (lambda t: t, lambda t: t),
+}
 
 
 # The source.
@@ -282,6 +297,15 @@ class MovingSpritesSource:
       use sprites never seen in train); False: ``sprites`` is this split's
       images already (e.g. ``ImageFolderSource(root, split)``, whose split
       keeps near-duplicates together) and all of them are used.
+    timing: how motions run in time (`TIMINGS`). ``"linear"``: a clip of an
+      odd class is the even clip reversed, so only order tells a pair apart,
+      and a clip and its reverse are equally likely: a frame-order pretext
+      has nothing to learn from them (the expected rank of every frame is the
+      same). Two arrows of time: ``"decelerating"``, every motion slows down in
+      its class's direction (a clip's reverse speeds up, which no clip does);
+      ``"forward"``, every clip is drawn as its pair's even class (sprites
+      move right and up, approach, turn clockwise, appear, cover), for
+      unlabelled pre-training clips.
 
   Attributes:
     class_names: the names of ``classes``; ``label`` indexes them.
@@ -290,13 +314,15 @@ class MovingSpritesSource:
 
   def __init__(self, split: str = "train", *, num_examples: int, num_frames: int = 20,
                size: Sequence[int] = (32, 32), sprite_size: Sequence[int] = (16, 16), sprites=None,
-               seed: int = 0, classes: Sequence[int] | None = None, split_sprites: bool = True):
+               seed: int = 0, classes: Sequence[int] | None = None, split_sprites: bool = True,
+               timing: str = "linear"):
     self.split = _checks.check_choice("split", split, SPLITS)
     self.num_examples = _checks.check_int("num_examples", num_examples, 1)
     self.num_frames = _checks.check_int("num_frames", num_frames, 3)
     self.size = sprites_lib.check_size("size", size)
     self.sprite_size = sprites_lib.check_size("sprite_size", sprite_size)
     self.seed = _checks.check_int("seed", seed, 0)
+    self.timing = _checks.check_choice("timing", timing, tuple(TIMINGS))
     if classes is None:
       classes = range(len(CLASS_NAMES))
     self.classes = _checks.check_ints("classes", tuple(classes), 0, len(CLASS_NAMES) - 1, distinct=True)
@@ -345,6 +371,8 @@ class MovingSpritesSource:
       raise IndexError(f"index {index} out of range for {self.num_examples} clips.")
     if class_id is None:
       class_id = self.classes[index % self.num_classes]
+      if self.timing == "forward":
+        class_id -= class_id % 2
     _checks.check_int("class_id", class_id, 0, len(CLASS_NAMES) - 1)
     rng = np.random.default_rng((self.seed, SPLITS.index(self.split), index))
     count = len(self.sprite_indices)
@@ -353,7 +381,7 @@ class MovingSpritesSource:
     sprite_ids = (int(self.sprite_indices[first]), int(self.sprite_indices[(first + offset) % count]))
     background = _background(rng, self.size)
     ramp = np.linspace(0.0, 1.0, self.num_frames)
-    poses = _MOTIONS[class_id // 2](rng, self.size, self.sprite_size, ramp)
+    poses = _MOTIONS[class_id // 2](rng, self.size, self.sprite_size, ramp, TIMINGS[self.timing][class_id % 2])
     sprite_ids = sprite_ids[:len(poses)]
     params = ClipParams(class_id - class_id % 2, sprite_ids, tuple(self._sprite(i) for i in sprite_ids),
                         background, poses)
@@ -369,4 +397,4 @@ class MovingSpritesSource:
   def __repr__(self) -> str:
     return (f"MovingSpritesSource({self.split!r}, num_examples={self.num_examples}, num_frames={self.num_frames}, "
             f"size={self.size}, sprite_size={self.sprite_size}, sprites={self.sprites!r}, seed={self.seed}, "
-            f"classes={self.classes}): {len(self.sprite_indices)} sprites")
+            f"classes={self.classes}, timing={self.timing!r}): {len(self.sprite_indices)} sprites")

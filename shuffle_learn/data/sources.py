@@ -84,16 +84,21 @@ def _check_images(data) -> None:
 
 def _moving_sprites(config, split: str):
   from shuffle_learn.data import moving_sprites  # pylint: disable=g-import-not-at-top
-  sprites = None
-  if config.data.image_root:  # Sprites from an image folder, else the built-in shapes.
+  sprites = None  # "shapes": the built-in procedural sprites, split by sprite index.
+  if config.data.sprites != "shapes":  # The split's own images, with their alpha.
+    from shuffle_learn.data import emoji  # pylint: disable=g-import-not-at-top
     from shuffle_learn.data import images  # pylint: disable=g-import-not-at-top
-    sprites = images.ImageFolderSource(config.data.image_root, split, size=tuple(config.data.sprite_size),
-                                       channels=4, split_key=config.data.image_groups or None)
+    root, groups = config.data.image_root, config.data.image_groups or None
+    if config.data.sprites == "emoji":
+      root, groups = emoji.default_root(), "groups.json"
+      emoji.build(root)
+    sprites = images.ImageFolderSource(root, split, size=tuple(config.data.sprite_size), channels=4,
+                                       split_key=groups)
   return moving_sprites.MovingSpritesSource(
       split, num_examples=config.data.num_clips[schema.SPLITS.index(split)],
       num_frames=config.video.num_frames, size=(config.video.height, config.video.width),
       sprite_size=tuple(config.data.sprite_size), sprites=sprites, seed=config.data.clip_seed,
-      split_sprites=not config.data.image_root)
+      split_sprites=sprites is None, timing=config.data.timing)
 
 
 def _ucf101(config, split: str):
@@ -107,12 +112,17 @@ def _check_videos(data) -> None:
   for name in ("image_root", "image_groups", "tfds_data_dir"):
     _checks.check_string(name, _checks.get(data, name, ""))
   if data.source == "moving_sprites":
+    sprites = _checks.check_choice("sprites", _checks.get(data, "sprites", ""), ("emoji", "shapes", "image_folder"))
+    if sprites == "image_folder" and not data.image_root:
+      raise ValueError("image_root must name the folder of sprite images for sprites='image_folder'.")
     num_clips = _checks.check_ints("num_clips", _checks.get(data, "num_clips", ""), 1, 10**9)
     if len(num_clips) != 3:
       raise ValueError(f"num_clips must be (train, valid, test) clip counts, got {num_clips!r}.")
     if len(_checks.check_ints("sprite_size", _checks.get(data, "sprite_size", ""), 1, 4096)) != 2:
       raise ValueError(f"sprite_size must be (height, width), got {data.sprite_size!r}.")
     _checks.check_int("clip_seed", _checks.get(data, "clip_seed", ""), 0)
+    from shuffle_learn.data import moving_sprites  # pylint: disable=g-import-not-at-top
+    _checks.check_choice("timing", _checks.get(data, "timing", ""), tuple(moving_sprites.TIMINGS))
 
 
 class Source(NamedTuple):
@@ -137,6 +147,13 @@ SOURCES = {
 def make_source(config, split: str):
   """The config's source for ``split`` ("train", "valid" or "test")."""
   return SOURCES[config.data.source].build(config, split)
+
+
+def class_counts(config, source) -> dict[str, int]:
+  """The class counts a downstream probe of the source needs (`probes.evaluate_tasks`'s keyword arguments)."""
+  if config.pretext.modality == "audio":
+    return {"num_families": source.num_families, "num_instruments": source.num_instruments}
+  return {"num_classes": source.num_classes}
 
 
 def raw_key(config) -> str:

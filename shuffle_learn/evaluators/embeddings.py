@@ -1,7 +1,7 @@
-"""Frozen embeddings of notes, computed once and cached.
+"""Frozen embeddings of examples (notes, images, clips), computed once and cached.
 
-Three kinds, all from the same audio (the clip the pre-training config's front
-end uses):
+Three kinds, all from the same input (for audio, the clip the pre-training
+config's front end uses):
 
 - `cfn_embedder`: the pooled convolutional features (`CFN.conv_embed`, the
   default) or the fc7 embedding (`CFN.embed`) of the unshuffled patches (the
@@ -10,9 +10,9 @@ end uses):
 - `logmel_embedder`: the ``logmel_baseline``: the mean and the standard
   deviation over time of every log-mel band (2 x 64 numbers).
 
-`embed_notes` reads notes through grain in a fixed order and returns the
-embeddings with the labels; `cached` keeps them in an ``.npz`` file so that a
-second evaluation of the same checkpoint reads them back.
+`embed_examples` reads a source through grain in a fixed order and returns the
+embeddings with every label of the examples; `cached` keeps them in an ``.npz``
+file so that a second evaluation of the same checkpoint reads them back.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import zipfile
 import zlib
-from typing import Callable
+from typing import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -28,10 +28,7 @@ import numpy as np
 
 from shuffle_learn.data import frontend
 from shuffle_learn.data import loader
-from shuffle_learn.data import schema
 from shuffle_learn.models import cfn
-
-LABEL_KEYS = schema.NOTE_LABELS
 
 
 # The CFN layers an embedding can be read from (`cfn_embedder`'s ``layer``).
@@ -69,44 +66,52 @@ def logmel_embedder(num_samples: int, num_mel_bins: int = 64) -> Callable[[np.nd
   return lambda audio: np.asarray(embed(jnp.asarray(audio[:, :num_samples], jnp.float32)))
 
 
-def embed_notes(source, embed: Callable[[np.ndarray], np.ndarray], *, num_examples: int | None = None,
-                seed: int = 0, batch_size: int = 256, raw_key: str = "audio") -> tuple[np.ndarray, dict[str, np.ndarray]]:
-  """Embeds a fixed subset of a note source.
+def embed_examples(source, embed: Callable[[np.ndarray], np.ndarray], *, num_examples: int | None = None,
+                   seed: int = 0, batch_size: int = 256,
+                   raw_key: str = "audio") -> tuple[np.ndarray, dict[str, np.ndarray]]:
+  """Embeds a fixed subset of a source.
 
   Args:
-    source: a note source (`GMNotesSource`, `NSynthSource`).
+    source: a random-access source (`shuffle_learn.data.sources`).
     embed: raw batch -> embeddings.
     num_examples: the first ``num_examples`` notes after a shuffle by
       ``seed`` (`loader.Subset`); None for all notes, in order.
     seed: fixes the subset.
     batch_size: notes per call of ``embed``.
-    raw_key: the batch field ``embed`` reads.
+    raw_key: the batch field ``embed`` reads; every other field is a label.
 
   Returns:
-    ``(embeddings (M, d) float32, labels {key: (M,) int32})``.
+    ``(embeddings (M, d) float32, labels {key: (M, ...) int32})``.
   """
   if num_examples is not None:
     num_examples = min(num_examples, len(source))
   batches = loader.note_batches(source, batch_size=batch_size, seed=seed, shuffle=num_examples is not None,
                                 num_epochs=1, drop_remainder=False, num_examples=num_examples,
                                 shard_index=0, shard_count=1)
-  outputs, labels = [], {k: [] for k in LABEL_KEYS}
+  outputs, labels = [], {}
   for batch in batches:
     outputs.append(embed(batch[raw_key]))
-    for k in LABEL_KEYS:
-      labels[k].append(np.asarray(batch[k], np.int32))
+    for k in batch.keys() - {raw_key}:
+      labels.setdefault(k, []).append(np.asarray(batch[k], np.int32))
   return (np.concatenate(outputs).astype(np.float32), {k: np.concatenate(v) for k, v in labels.items()})
 
 
-def cached(path: str, compute: Callable[[], tuple[np.ndarray, dict]]) -> tuple[np.ndarray, dict]:
+def cached(path: str, compute: Callable[[], tuple[np.ndarray, dict]],
+           label_keys: Sequence[str] | None = None) -> tuple[np.ndarray, dict]:
   """``compute()``, or its result read back from ``path`` (an ``.npz``) if already there.
 
-  The file is written atomically; an unreadable one is recomputed.
+  The file is written atomically. One that is unreadable, lacks a label of
+  ``label_keys`` (when given) or whose arrays disagree in length is
+  recomputed.
   """
   if os.path.exists(path):
     try:
       with np.load(path) as data:
-        return data["embeddings"], {k: data[k] for k in LABEL_KEYS}
+        embeddings = data["embeddings"]
+        labels = {k: data[k] for k in data.files if k != "embeddings"}
+      if (label_keys is None or set(label_keys) <= set(labels)) and all(
+          len(v) == len(embeddings) for v in labels.values()):
+        return embeddings, labels
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error):
       pass  # Corrupt or from another version: recompute.
   embeddings, labels = compute()

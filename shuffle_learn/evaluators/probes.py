@@ -1,6 +1,6 @@
 """Downstream heads on frozen embeddings: the paper's 3-layer MLP and a linear probe.
 
-Tasks (`TASKS`), on NSynth's labels:
+Note tasks (`TASKS`), on NSynth's labels:
 
 - ``family_accuracy``: 11-way instrument family, softmax cross-entropy.
 - ``instrument_accuracy``: instrument (one per SoundFont x program here),
@@ -12,6 +12,14 @@ Tasks (`TASKS`), on NSynth's labels:
   rounded to the nearest integer equals the true pitch, or equals it modulo 12
   (pitch class).
 
+Label tasks (`LABEL_TASKS`), on the ``label`` of images and videos, read off
+one softmax head: ``accuracy``, ``balanced_accuracy`` (the mean of the
+per-class recalls, for unbalanced classes such as the emoji categories) and
+``mean_auc`` (one-vs-rest ROC AUC of the softmax probabilities, averaged over
+the classes present in the test set; for a multi-label source, whose examples
+carry a multi-hot ``labels`` such as VOC 2007/2012's objects, of one sigmoid
+head per class instead, the metric of the ICLR paper's Table 4).
+
 Embeddings are standardised with the mean and std of the N training examples.
 Heads are trained full-batch with Adam for a fixed number of epochs (no early
 stopping on the test split); one fit is one jitted `lax.fori_loop`, so a probe
@@ -22,14 +30,18 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import warnings
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from sklearn import metrics as sk_metrics
 
 TASKS = ("family_accuracy", "instrument_accuracy", "pitch_mse", "pitch_accuracy", "chroma_accuracy")
+LABEL_TASKS = ("accuracy", "balanced_accuracy", "mean_auc")
+LOSSES = ("squared_error", "softmax", "sigmoid")
 PROBES = ("mlp", "linear")
 
 
@@ -102,51 +114,64 @@ def standardize(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.nda
   return ((train - mean) / std).astype(np.float32), ((test - mean) / std).astype(np.float32)
 
 
-@functools.partial(jax.jit, static_argnames=("module", "num_outputs", "regression", "epochs", "learning_rate",
-                                             "weight_decay"))
-def _fit_predict(key, x, y, x_test, *, module, num_outputs, regression, epochs, learning_rate, weight_decay):
+def head_loss(loss: str, outputs: jax.Array, y: jax.Array) -> jax.Array:
+  """The mean loss of head outputs ``(batch, k)``: squared error on ``outputs[:, 0]``, softmax or sigmoid cross-entropy."""
+  if loss == "squared_error":
+    return jnp.mean(jnp.square(outputs[:, 0] - y))
+  if loss == "softmax":
+    return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(outputs, y))
+  return jnp.mean(optax.sigmoid_binary_cross_entropy(outputs, y))
+
+
+@functools.partial(jax.jit, static_argnames=("module", "loss", "epochs", "learning_rate", "weight_decay"))
+def _fit_outputs(key, x, y, x_test, *, module, loss, epochs, learning_rate, weight_decay):
   params = module.init(key, x[:1])
   optimizer = optax.adamw(learning_rate, weight_decay=weight_decay)
   opt_state = optimizer.init(params)
 
-  def loss_fn(params):
-    out = module.apply(params, x)
-    if regression:
-      return jnp.mean(jnp.square(out[:, 0] - y))
-    return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(out, y))
-
   def body(_, carry):
     params, opt_state = carry
-    grads = jax.grad(loss_fn)(params)
+    grads = jax.grad(lambda p: head_loss(loss, module.apply(p, x), y))(params)
     updates, opt_state = optimizer.update(grads, opt_state, params)
     return optax.apply_updates(params, updates), opt_state
 
   params, _ = jax.lax.fori_loop(0, epochs, body, (params, opt_state))
-  out = module.apply(params, x_test)
-  return out[:, 0] if regression else jnp.argmax(out, axis=-1)
+  return module.apply(params, x_test)
 
 
-def fit_predict(seed: int, x: np.ndarray, y: np.ndarray, x_test: np.ndarray, *, regression: bool,
-                num_classes: int = 0, probe: ProbeConfig = ProbeConfig()) -> np.ndarray:
-  """Trains a head on ``(x, y)`` and predicts ``x_test``.
+def fit_outputs(seed: int, x: np.ndarray, y: np.ndarray, x_test: np.ndarray, *, loss: str, num_outputs: int,
+                probe: ProbeConfig = ProbeConfig()) -> np.ndarray:
+  """Trains a head on ``(x, y)``; its outputs on ``x_test``, ``(M, num_outputs)``.
 
   Args:
     seed: the head's initialisation seed.
     x, x_test: standardised float32 embeddings ``(N, d)``, ``(M, d)``.
-    y: int labels ``(N,)`` in ``[0, num_classes)``, or float targets for a regression.
-    regression: squared error on one output, else softmax cross-entropy.
-    num_classes: for a classification.
+    y: float targets ``(N,)`` (``"squared_error"``), int labels ``(N,)`` in
+      ``[0, num_outputs)`` (``"softmax"``) or multi-hot ``(N, num_outputs)``
+      (``"sigmoid"``).
+    loss: one of `LOSSES` (`head_loss`).
+    num_outputs: the head's width.
     probe: the head and its training.
+  """
+  if loss not in LOSSES:
+    raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}.")
+  y = jnp.asarray(y, jnp.int32 if loss == "softmax" else jnp.float32)
+  return np.asarray(_fit_outputs(
+      jax.random.key(seed), jnp.asarray(x), y, jnp.asarray(x_test), module=probe.module(num_outputs), loss=loss,
+      epochs=probe.epochs, learning_rate=probe.learning_rate, weight_decay=probe.weight_decay))
+
+
+def fit_predict(seed: int, x: np.ndarray, y: np.ndarray, x_test: np.ndarray, *, regression: bool,
+                num_classes: int = 0, probe: ProbeConfig = ProbeConfig()) -> np.ndarray:
+  """Trains a head on ``(x, y)`` and predicts ``x_test`` (`fit_outputs`).
 
   Returns:
-    ``(M,)``: predicted classes, or predicted values (regression).
+    ``(M,)``: predicted values (``regression``, one output under squared
+    error), else the argmax of ``num_classes`` softmax outputs.
   """
-  num_outputs = 1 if regression else num_classes
-  y = jnp.asarray(y, jnp.float32 if regression else jnp.int32)
-  return np.asarray(_fit_predict(
-      jax.random.key(seed), jnp.asarray(x), y, jnp.asarray(x_test), module=probe.module(num_outputs),
-      num_outputs=num_outputs, regression=regression, epochs=probe.epochs, learning_rate=probe.learning_rate,
-      weight_decay=probe.weight_decay))
+  if regression:
+    return fit_outputs(seed, x, y, x_test, loss="squared_error", num_outputs=1, probe=probe)[:, 0]
+  return np.argmax(fit_outputs(seed, x, y, x_test, loss="softmax", num_outputs=num_classes, probe=probe), axis=-1)
 
 
 def pitch_metrics(predicted: np.ndarray, true: np.ndarray) -> dict[str, float]:
@@ -159,18 +184,67 @@ def pitch_metrics(predicted: np.ndarray, true: np.ndarray) -> dict[str, float]:
           "chroma_accuracy": float(np.mean(rounded % 12 == true % 12))}
 
 
+def label_metrics(scores: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+  """``accuracy``, ``balanced_accuracy``, one-vs-rest ``mean_auc`` and the ``confusion`` matrix of class scores ``(M, K)``.
+
+  From sklearn's metrics; ``confusion[i, j]`` counts examples of class ``i``
+  predicted as ``j`` (int64 ``(K, K)``). ``mean_auc`` averages the ROC AUC of ``scores[:, k]`` for class ``k`` against
+  the rest over the classes that have both positives and negatives in
+  ``labels`` (NaN if none has).
+  """
+  scores, labels = np.asarray(scores, np.float64), np.asarray(labels)
+  predicted = np.argmax(scores, axis=-1)
+  num_classes = scores.shape[-1]
+  with warnings.catch_warnings():  # A predicted class absent from the test labels is fine here.
+    warnings.filterwarnings("ignore", message="y_pred contains classes not in y_true")
+    balanced = float(sk_metrics.balanced_accuracy_score(labels, predicted))
+  return {"accuracy": float(np.mean(predicted == labels)),
+          "balanced_accuracy": balanced,
+          "mean_auc": mean_auc(scores, np.eye(num_classes, dtype=bool)[labels]),
+          "confusion": sk_metrics.confusion_matrix(labels, predicted, labels=np.arange(num_classes))}
+
+
+def mean_auc(scores: np.ndarray, multi_hot: np.ndarray) -> float:
+  """The ROC AUC of every column of ``scores`` against the same column of ``multi_hot``, averaged over the
+  columns with both positives and negatives (NaN if none)."""
+  multi_hot = np.asarray(multi_hot, bool)
+  aucs = [sk_metrics.roc_auc_score(multi_hot[:, k], scores[:, k]) for k in range(multi_hot.shape[1])
+          if 0 < multi_hot[:, k].sum() < len(multi_hot)]
+  return float(np.mean(aucs)) if aucs else float("nan")
+
+
+def _label_tasks(seed, x, train_labels, x_test, test_labels, num_classes, probe, tasks) -> dict[str, float]:
+  results = {}
+  if "labels" in train_labels:  # Multi-label: one sigmoid per class; mean AUC only.
+    if set(tasks) - {"mean_auc"}:
+      raise ValueError(f"a multi-label source (examples with 'labels') has only the task 'mean_auc', got {tasks}.")
+    outputs = fit_outputs(seed, x, train_labels["labels"], x_test, loss="sigmoid", num_outputs=num_classes,
+                          probe=probe)
+    return {"mean_auc": mean_auc(outputs, test_labels["labels"])}
+  outputs = fit_outputs(seed, x, train_labels["label"], x_test, loss="softmax", num_outputs=num_classes, probe=probe)
+  scores = label_metrics(jax.nn.softmax(outputs, axis=-1), test_labels["label"])
+  return {task: scores[task] for task in (*tasks, "confusion")}
+
+
 def evaluate_tasks(seed: int, train_x: np.ndarray, train_labels: dict, test_x: np.ndarray, test_labels: dict, *,
-                   num_families: int, num_instruments: int, probe: ProbeConfig = ProbeConfig(),
-                   tasks=TASKS) -> dict[str, float]:
+                   num_families: int = 0, num_instruments: int = 0, num_classes: int = 0,
+                   probe: ProbeConfig = ProbeConfig(), tasks=TASKS) -> dict[str, float]:
   """Every task's test metric for one seed: heads trained on ``train_x``, scored on ``test_x``.
+
+  Note tasks (`TASKS`) read the note labels and need ``num_families`` and
+  ``num_instruments``; label tasks (`LABEL_TASKS`) read ``label`` (or
+  ``labels``) and need ``num_classes``, and a single-label source also gets
+  its ``confusion`` matrix (`label_metrics`); one call takes tasks of one kind.
 
   The pitch regression is fitted on the MIDI number standardised with the
   train mean and std (unit-scale targets suit Adam's step size), and serves ``pitch_mse``, ``pitch_accuracy`` and ``chroma_accuracy``.
   """
-  unknown = set(tasks) - set(TASKS)
-  if unknown:
-    raise ValueError(f"unknown tasks {sorted(unknown)}; tasks are {TASKS}.")
+  if not tasks or (not set(tasks) <= set(TASKS) and not set(tasks) <= set(LABEL_TASKS)):
+    raise ValueError(f"unknown tasks {sorted(set(tasks) - set(TASKS) - set(LABEL_TASKS))} or a mix of note and label "
+                     f"tasks; tasks are among {TASKS} or among {LABEL_TASKS}.")
   x, x_test = standardize(train_x, test_x)
+  if set(tasks) <= set(LABEL_TASKS):
+    return _label_tasks(seed, x, train_labels, x_test, test_labels, num_classes, probe, tuple(tasks))
   results = {}
   if "family_accuracy" in tasks:
     predicted = fit_predict(seed, x, train_labels["instrument/family"], x_test, regression=False,

@@ -3,12 +3,15 @@
 The papers' "without pretraining" column: the CFN's backbone and fc7 (from a
 fresh initialisation), under the same downstream head as the probes (the
 3-layer MLP or the linear layer), all trained together on the N labelled
-notes of each task, with Adam, minibatches of the pre-training batch size,
+examples of each task, with Adam, minibatches of the pre-training batch size,
 ``eval.supervised_epochs`` epochs. One network per task and seed; the pitch
-network serves the three pitch metrics, as in `probes.evaluate_tasks`.
+network serves the three pitch metrics, and for images and videos one
+network on ``label`` serves the label tasks, as in `probes.evaluate_tasks`.
 """
 
 from __future__ import annotations
+
+import functools
 
 import flax.linen as nn
 import jax
@@ -35,61 +38,91 @@ class SupervisedCFN(nn.Module):
     return self.head(embedding)
 
 
-def train_and_predict(cfn_model, input_, audio, targets, test_audio, *, regression: bool, num_outputs: int,
+@functools.partial(jax.jit, static_argnames=("model", "input_", "loss", "learning_rate"))
+def _step(params, opt_state, inputs, y, key, *, model, input_, loss, learning_rate):
+  def loss_fn(params):
+    return probes.head_loss(loss, model.apply(params, input_(inputs), train=True, rngs={"dropout": key}), y)
+  grads = jax.grad(loss_fn)(params)
+  updates, opt_state = optax.adam(learning_rate).update(grads, opt_state, params)
+  return optax.apply_updates(params, updates), opt_state
+
+
+@functools.partial(jax.jit, static_argnames=("model", "input_"))
+def _predict(params, inputs, *, model, input_):
+  return model.apply(params, input_(inputs))
+
+
+def train_and_predict(cfn_model, input_, inputs, targets, test_inputs, *, loss: str, num_outputs: int,
                       probe: probes.ProbeConfig, epochs: int, batch_size: int, learning_rate: float,
                       seed: int) -> np.ndarray:
-  """Trains a `SupervisedCFN` like ``cfn_model`` on ``(audio, targets)``; predictions for ``test_audio``.
+  """Trains a `SupervisedCFN` like ``cfn_model`` on ``(inputs, targets)``; its outputs on ``test_inputs``.
 
-  ``input_`` (a `shuffle_learn.pretext` input) cuts the raw inputs into patches.
+  ``input_`` (a `shuffle_learn.pretext` input) cuts the raw inputs into
+  patches; ``loss`` is one of `probes.LOSSES`; returns ``(M, num_outputs)``.
+  The step and the prediction are compiled once per model, loss and input
+  shape, not per seed.
   """
   model = SupervisedCFN(cfn_model.size, cfn_model.normalize_patches, probe.module(num_outputs))
   key = jax.random.key(seed)
-  params = jax.jit(lambda k, a: model.init(k, input_(a)))(key, jnp.asarray(audio[:1]))
-  optimizer = optax.adam(learning_rate)
-  opt_state = optimizer.init(params)
-
-  @jax.jit
-  def step(params, opt_state, audio, y, key):
-    def loss_fn(params):
-      out = model.apply(params, input_(audio), train=True, rngs={"dropout": key})
-      if regression:
-        return jnp.mean(jnp.square(out[:, 0] - y))
-      return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(out, y))
-    grads = jax.grad(loss_fn)(params)
-    updates, opt_state = optimizer.update(grads, opt_state, params)
-    return optax.apply_updates(params, updates), opt_state
-
-  @jax.jit
-  def predict(params, audio):
-    out = model.apply(params, input_(audio))
-    return out[:, 0] if regression else jnp.argmax(out, axis=-1)
-
+  params = jax.jit(model.init)(key, input_(jnp.asarray(inputs[:1])))
+  opt_state = optax.adam(learning_rate).init(params)
+  static = dict(model=model, input_=input_)
   rng = np.random.default_rng(seed)
-  batch_size = min(batch_size, len(audio))
-  y_all = np.asarray(targets, np.float32 if regression else np.int32)
+  batch_size = min(batch_size, len(inputs))
+  y_all = np.asarray(targets, np.int32 if loss == "softmax" else np.float32)
   for epoch in range(epochs):
-    order = rng.permutation(len(audio))
-    for i in range(len(audio) // batch_size):
+    order = rng.permutation(len(inputs))
+    for i in range(len(inputs) // batch_size):
       rows = order[i * batch_size:(i + 1) * batch_size]
-      params, opt_state = step(params, opt_state, audio[rows], y_all[rows], jax.random.fold_in(key, epoch * 10**6 + i))
-  return np.concatenate([np.asarray(predict(params, test_audio[i:i + 256])) for i in range(0, len(test_audio), 256)])
+      params, opt_state = _step(params, opt_state, inputs[rows], y_all[rows], jax.random.fold_in(key, epoch * 10**6 + i),
+                                loss=loss, learning_rate=learning_rate, **static)
+  return np.concatenate([np.asarray(_predict(params, test_inputs[i:i + 256], **static))
+                         for i in range(0, len(test_inputs), 256)])
 
 
-def evaluate(config, cfn_model, input_, train_source, test_source, n_train, tasks, *, num_families: int,
-             num_instruments: int) -> dict[int, dict[str, list[float]]]:
+def _note_scores(fit, labels, test_labels, tasks, num_families: int, num_instruments: int) -> dict[str, float]:
+  """The note tasks of one seed; ``fit(targets, loss, num_outputs)`` -> test outputs."""
+  scores = {}
+  for task, label, classes in (("family_accuracy", "instrument/family", num_families),
+                               ("instrument_accuracy", "instrument/label", num_instruments)):
+    if task in tasks:
+      predicted = np.argmax(fit(labels[label], "softmax", classes), axis=-1)
+      scores[task] = float(np.mean(predicted == test_labels[label]))
+  if {"pitch_mse", "pitch_accuracy", "chroma_accuracy"} & set(tasks):
+    pitch = labels["pitch"].astype(np.float32)
+    center, scale = float(pitch.mean()), float(pitch.std()) or 1.0
+    predicted = fit((pitch - center) / scale, "squared_error", 1)[:, 0] * scale + center
+    scores.update(probes.pitch_metrics(predicted, test_labels["pitch"]))
+  return scores
+
+
+def _label_scores(fit, labels, test_labels, num_classes: int) -> dict[str, float]:
+  """The label tasks of one seed; ``fit(targets, loss, num_outputs)`` -> test outputs."""
+  if "labels" in labels:  # Multi-label: one sigmoid per class.
+    return {"mean_auc": probes.mean_auc(fit(labels["labels"], "sigmoid", num_classes), test_labels["labels"])}
+  outputs = fit(labels["label"], "softmax", num_classes)
+  return probes.label_metrics(jax.nn.softmax(outputs, axis=-1), test_labels["label"])
+
+
+def evaluate(config, cfn_model, input_, train_source, test_source, n_train, tasks, *, raw_key: str = "audio",
+             **classes) -> dict[int, dict[str, list[float]]]:
   """For every N of ``n_train``, per task, the test metric of every seed (``config.eval.seeds``).
 
   ``config`` is the main job's (``eval.*`` and ``pretrain.train``); the network
-  is ``cfn_model``'s size, fed by the pretext input ``input_``.
+  is ``cfn_model``'s size, fed by the pretext input ``input_``; ``classes``
+  are the class counts of the tasks (`shuffle_learn.data.sources.class_counts`).
 
-  The N notes of seed ``s`` are those the probes use: drawn from the same pool
-  of ``eval.pool_examples`` train notes with ``np.random.default_rng(s)``. The
-  pool and the test notes are read once, through `embeddings.embed_notes` with
-  the audio itself as the "embedding".
+  The N examples of seed ``s`` are those the probes use: drawn from the same
+  pool of ``eval.pool_examples`` train examples with
+  ``np.random.default_rng(s)``. The pool and the test examples are read once,
+  through `embeddings.embed_examples` with the raw input itself as the
+  "embedding".
   """
-  clip = lambda audio: input_.host({input_.raw_key: audio})
-  pool_audio, pool_labels = embeddings.embed_notes(train_source, clip, num_examples=config.eval.pool_examples)
-  test_audio, test_labels = embeddings.embed_notes(test_source, clip, num_examples=config.eval.test_examples or None)
+  clip = lambda raw: input_.host({input_.raw_key: raw})
+  read = lambda source, num_examples: embeddings.embed_examples(source, clip, num_examples=num_examples,
+                                                                raw_key=raw_key)
+  pool_inputs, pool_labels = read(train_source, config.eval.pool_examples)
+  test_inputs, test_labels = read(test_source, config.eval.test_examples or None)
   probe = probes.ProbeConfig(kind=config.eval.probe, hidden=config.eval.hidden)
   common = dict(probe=probe, epochs=config.eval.supervised_epochs, batch_size=config.pretrain.train.batch_size,
                 learning_rate=config.pretrain.train.learning_rate)
@@ -97,21 +130,15 @@ def evaluate(config, cfn_model, input_, train_source, test_source, n_train, task
   for n in n_train:
     values = results[n] = {task: [] for task in tasks}
     for seed in range(config.eval.seeds):
-      rows = np.random.default_rng(seed).choice(len(pool_audio), n, replace=False)
-      audio = pool_audio[rows]
-      for task, label, classes in (("family_accuracy", "instrument/family", num_families),
-                                   ("instrument_accuracy", "instrument/label", num_instruments)):
-        if task in tasks:
-          predicted = train_and_predict(cfn_model, input_, audio, pool_labels[label][rows], test_audio, regression=False,
-                                        num_outputs=classes, seed=seed, **common)
-          values[task].append(float(np.mean(predicted == test_labels[label])))
-      if {"pitch_mse", "pitch_accuracy", "chroma_accuracy"} & set(tasks):
-        pitch = pool_labels["pitch"][rows].astype(np.float32)
-        center, scale = float(pitch.mean()), float(pitch.std()) or 1.0
-        predicted = train_and_predict(cfn_model, input_, audio, (pitch - center) / scale, test_audio, regression=True,
-                                      num_outputs=1, seed=seed, **common) * scale + center
-        metrics = probes.pitch_metrics(predicted, test_labels["pitch"])
-        for task in metrics:
-          if task in tasks:
-            values[task].append(metrics[task])
+      rows = np.random.default_rng(seed).choice(len(pool_inputs), n, replace=False)
+      labels = {k: v[rows] for k, v in pool_labels.items()}
+      fit = lambda targets, loss, num_outputs: train_and_predict(
+          cfn_model, input_, pool_inputs[rows], targets, test_inputs, loss=loss, num_outputs=num_outputs, seed=seed,
+          **common)
+      if set(tasks) <= set(probes.LABEL_TASKS):
+        scores = _label_scores(fit, labels, test_labels, classes["num_classes"])
+      else:
+        scores = _note_scores(fit, labels, test_labels, tasks, classes["num_families"], classes["num_instruments"])
+      for task in tasks:
+        values[task].append(scores[task])
   return results
