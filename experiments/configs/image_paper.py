@@ -24,14 +24,4 @@ def get_config():
   config.image.height = 128
   config.image.width = 128
   config.image.gap = 8                     # Tiles of 34x34 in cells of 42x42, the default's proportion.
-  config.pretext.loss = "perturbed_fy"
-  config.pretext.num_perturbations = 10
-  config.pretext.sigma = 0.1
-  config.model.size = "paper"
-  config.train.batch_size = 32
-  config.train.learning_rate = 1e-6
-  config.train.warmup_steps = 0
-  config.train.num_epochs = float(paper.EPOCHS)
-  config.train.eval_every = 5000
-  config.train.checkpoint_every = 5000
-  return config
+  return paper.paper_training(config)

@@ -17,22 +17,27 @@ from experiments.configs import default
 EPOCHS = 1000
 
 
-def get_config():
-  config = default.get_config()
-  config.features.kind = "log_spectrogram"
-  config.features.seconds = 4.0
-  config.features.normalization = "none"
+def paper_training(config):
+  """The papers' objective, network and optimisation, shared by every modality's paper config."""
   config.pretext.loss = "perturbed_fy"
   config.pretext.num_perturbations = 10
   config.pretext.sigma = 0.1
-  config.pretext.n_rows = 10
-  config.pretext.n_cols = 1
   config.model.size = "paper"
-  config.model.normalize_patches = False
   config.train.batch_size = 32
   config.train.learning_rate = 1e-6
   config.train.warmup_steps = 0
   config.train.num_epochs = float(EPOCHS)
   config.train.eval_every = 5000
   config.train.checkpoint_every = 5000
+  return config
+
+
+def get_config():
+  config = paper_training(default.get_config())
+  config.features.kind = "log_spectrogram"
+  config.features.seconds = 4.0
+  config.features.normalization = "none"
+  config.pretext.n_rows = 10
+  config.pretext.n_cols = 1
+  config.model.normalize_patches = False
   return config

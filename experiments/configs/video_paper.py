@@ -22,14 +22,4 @@ def get_config():
   config.video.num_frames = 20
   config.video.height = 128
   config.video.width = 128
-  config.pretext.loss = "perturbed_fy"
-  config.pretext.num_perturbations = 10
-  config.pretext.sigma = 0.1
-  config.model.size = "paper"
-  config.train.batch_size = 32
-  config.train.learning_rate = 1e-6
-  config.train.warmup_steps = 0
-  config.train.num_epochs = float(paper.EPOCHS)
-  config.train.eval_every = 5000
-  config.train.checkpoint_every = 5000
-  return config
+  return paper.paper_training(config)
