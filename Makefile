@@ -11,16 +11,17 @@ $(BIN)/activate:
 	$(BIN)/pip install -q --upgrade pip
 
 # tinysoundfont's only dependency, pyaudio, is for live playback: --no-deps.
+# scaper's SoX dependencies have no wheel here and are not used (shuffle_learn/data/sound_events.py): --no-deps.
 $(VENV)/.installed-test: setup.cfg pyproject.toml | $(BIN)/activate
-	$(BIN)/pip install -q -e '.[test,tfds]'
-	$(BIN)/pip install -q --no-deps tinysoundfont
+	$(BIN)/pip install -q -e '.[test,tfds,tasks]'
+	$(BIN)/pip install -q --no-deps tinysoundfont scaper==1.6.5
 	touch $@
 
 # torchsort compiles against the installed torch, so it is built without isolation;
 # nvcc is kept off PATH so that it builds its CPU extension only.
 $(VENV)/.installed-bench: setup.cfg pyproject.toml | $(BIN)/activate
-	$(BIN)/pip install -q -e '.[test,tfds,bench]'
-	$(BIN)/pip install -q --no-deps tinysoundfont
+	$(BIN)/pip install -q -e '.[test,tfds,tasks,bench]'
+	$(BIN)/pip install -q --no-deps tinysoundfont scaper==1.6.5
 	PATH="$(abspath $(BIN)):/usr/bin:/bin" $(BIN)/pip install -q --no-build-isolation torchsort || echo "torchsort could not be built; the benchmark runs without it."
 	touch $@
 

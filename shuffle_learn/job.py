@@ -68,9 +68,9 @@ BASELINES = ("random_embedding", "logmel_baseline", "supervised")
 AUDIO_ONLY = ("logmel_baseline",)
 
 
-def tasks_of(modality: str) -> tuple[str, ...]:
-  """The downstream tasks a modality's labels allow."""
-  return probes.TASKS if modality == "audio" else probes.LABEL_TASKS
+def tasks_of(source: str) -> tuple[str, ...]:
+  """The downstream tasks the labels of a data source (``config.data.source``) allow; () for frame labels."""
+  return {"notes": probes.TASKS, "classes": probes.LABEL_TASKS}.get(sources.SOURCES[source].labels, ())
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
@@ -98,14 +98,15 @@ def validate(config: ml_collections.ConfigDict) -> None:
     _checks.check_int("seeds", _checks.get(eval_config, "seeds", ""), 1)
     _checks.check_int("test_examples", _checks.get(eval_config, "test_examples", ""), 0)
     _checks.check_int("supervised_epochs", _checks.get(eval_config, "supervised_epochs", ""), 1)
-    tasks = _checks.get(eval_config, "tasks", "")
-    if not tasks or set(tasks) - set(tasks_of(modality)):
-      raise ValueError(f"tasks must be a non-empty subset of {tasks_of(modality)} for {modality} inputs, "
-                       f"got {tasks!r}.")
   with _checks.prefixed("config.eval", {"kind": "probe"}):
     probe_config(config)
   config_lib.validate(config.pretrain, "config.pretrain")
-  config_lib.validate(downstream_config(config), "config.pretrain (with config.eval.data)")
+  labelled = downstream_config(config)
+  config_lib.validate(labelled, "config.pretrain (with config.eval.data)")
+  tasks, source = _checks.get(eval_config, "tasks", "config.eval"), labelled.data.source
+  if not tasks or set(tasks) - set(tasks_of(source)):
+    raise ValueError(f"config.eval.tasks must be a non-empty subset of {tasks_of(source)} for source {source!r}, "
+                     f"got {tasks!r}.")
 
 
 def downstream_config(config) -> ml_collections.ConfigDict:

@@ -138,9 +138,10 @@ def test_video_job_results(video_job):
   assert os.listdir(os.path.join(workdir, "pretrain", "perturbed_fy", "checkpoints")) == ["4"]
 
 
-def test_tasks_of_each_modality():
-  assert job_lib.tasks_of("audio") == probes.TASKS
-  assert job_lib.tasks_of("image") == job_lib.tasks_of("video") == probes.LABEL_TASKS
+def test_tasks_of_each_source():
+  assert job_lib.tasks_of("gm_notes") == job_lib.tasks_of("nsynth") == probes.TASKS
+  for source in ("spoken_words", "emoji", "image_folder", "tfds_images", "moving_sprites", "ucf101"):
+    assert job_lib.tasks_of(source) == probes.LABEL_TASKS
 
 
 def test_downstream_config_applies_eval_data():
@@ -177,7 +178,7 @@ def test_validate_rejects_logmel_baseline_for_images(image_root):
 def test_validate_rejects_note_tasks_for_video(tasks):
   config = video_job_config()
   config.eval.tasks = tasks
-  with pytest.raises(ValueError, match=r"^config\.eval\.tasks must be a non-empty subset of .* for video inputs"):
+  with pytest.raises(ValueError, match=r"^config\.eval\.tasks must be a non-empty subset of .* for source 'moving_sprites'"):
     job_lib.validate(config)
 
 

@@ -43,6 +43,30 @@ def _check_notes(data) -> None:
       _checks.check_ints(name, value, low, high)
 
 
+def _spoken_words(config, split: str):
+  from shuffle_learn.data import spoken_words  # pylint: disable=g-import-not-at-top
+  return spoken_words.SpokenWordsSource(split, seconds=config.features.seconds)  # 10 words, 112 voices.
+
+
+def _check_spoken_words(data) -> None:
+  """spoken_words reads no ``config.data`` field: its words, voices, rates and pitches are the module's defaults."""
+  del data
+
+
+def _sound_events(config, split: str):
+  from shuffle_learn.data import sound_events  # pylint: disable=g-import-not-at-top
+  return sound_events.SoundEventsSource(split, num_examples=config.data.num_clips[schema.SPLITS.index(split)],
+                                        seconds=config.features.seconds, seed=config.data.clip_seed)
+
+
+def _check_sound_events(data) -> None:
+  """The fields of ``config.data`` the sound-event source reads."""
+  num_clips = _checks.check_ints("num_clips", _checks.get(data, "num_clips", ""), 1, 10**9)
+  if len(num_clips) != 3:
+    raise ValueError(f"num_clips must be (train, valid, test) mixture counts, got {num_clips!r}.")
+  _checks.check_int("clip_seed", _checks.get(data, "clip_seed", ""), 0)
+
+
 def _image_shape(config) -> dict:
   return {"size": (config.image.height, config.image.width), "channels": config.image.channels}
 
@@ -126,16 +150,26 @@ def _check_videos(data) -> None:
 
 
 class Source(NamedTuple):
-  """A source by config name: the modality it serves, its builder ``(config, split)``, its field check."""
+  """A source by config name: the modality it serves, its builder ``(config, split)``, its field check, its labels.
+
+  ``labels`` is ``"notes"`` for NSynth's note labels (pitch, instrument,
+  family: `probes.TASKS`), ``"classes"`` for one class per example
+  (``label``, or a multi-hot ``labels``: `probes.LABEL_TASKS`), or
+  ``"frames"`` for multi-hot labels per frame (sound events; no downstream
+  probe reads them yet).
+  """
 
   modality: str
   build: Callable
   check: Callable
+  labels: str = "classes"
 
 
 SOURCES = {
-    "gm_notes": Source("audio", _gm_notes, _check_notes),
-    "nsynth": Source("audio", _nsynth, _check_notes),
+    "gm_notes": Source("audio", _gm_notes, _check_notes, "notes"),
+    "nsynth": Source("audio", _nsynth, _check_notes, "notes"),
+    "spoken_words": Source("audio", _spoken_words, _check_spoken_words),
+    "sound_events": Source("audio", _sound_events, _check_sound_events, "frames"),
     "emoji": Source("image", _emoji, _check_images),
     "image_folder": Source("image", _image_folder, _check_images),
     "tfds_images": Source("image", _tfds_images, _check_images),
@@ -151,7 +185,7 @@ def make_source(config, split: str):
 
 def class_counts(config, source) -> dict[str, int]:
   """The class counts a downstream probe of the source needs (`probes.evaluate_tasks`'s keyword arguments)."""
-  if config.pretext.modality == "audio":
+  if SOURCES[config.data.source].labels == "notes":
     return {"num_families": source.num_families, "num_instruments": source.num_instruments}
   return {"num_classes": source.num_classes}
 
