@@ -164,13 +164,17 @@ def test_linear_probe_recovers_a_linearly_encoded_pitch(rng):
   assert results["pitch_mse"] < 1 and results["pitch_accuracy"] > 0.9
 
 
-def _fake_fit_predict(calls, regression_output, classification_output):
-  """Stands in for `probes.fit_predict`: records its arguments, returns the given predictions."""
+def _fake_fit_outputs(calls, regression_output, classification_output):
+  """Stands in for `probes.fit_outputs`: records its arguments, returns outputs whose prediction is the given one."""
 
-  def fake(seed, x, y, x_test, *, regression, num_classes=0, probe=None):
+  def fake(seed, x, y, x_test, *, loss, num_outputs, probe=None):
+    regression = loss == "squared_error"
+    num_classes = 0 if regression else num_outputs
     calls.append({"x": x, "y": np.asarray(y), "x_test": x_test, "regression": regression,
                   "num_classes": num_classes})
-    return regression_output if regression else classification_output[num_classes]
+    if regression:
+      return np.asarray(regression_output, np.float64)[:, None]
+    return np.eye(num_classes)[classification_output[num_classes]]  # Its argmax is the given prediction.
 
   return fake
 
@@ -184,7 +188,7 @@ def test_pitch_metrics_are_read_off_the_rounded_regression(rng, monkeypatch):
 
   def run(predicted):
     calls = []
-    monkeypatch.setattr(probes, "fit_predict", _fake_fit_predict(calls, (predicted - center) / scale, {}))
+    monkeypatch.setattr(probes, "fit_outputs", _fake_fit_outputs(calls, (predicted - center) / scale, {}))
     results = probes.evaluate_tasks(0, x, train_labels, x_test, {"pitch": true}, num_families=11,
                                     num_instruments=3, tasks=("pitch_mse", "pitch_accuracy", "chroma_accuracy"))
     assert len(calls) == 1 and calls[0]["regression"]  # One regression serves the three metrics.
@@ -218,7 +222,7 @@ def test_evaluate_tasks_returns_the_requested_tasks(rng, monkeypatch):
   family = test_labels["instrument/family"].copy()
   family[:3] = (family[:3] + 1) % 11  # 7 of 10 right.
   calls = []
-  monkeypatch.setattr(probes, "fit_predict", _fake_fit_predict(
+  monkeypatch.setattr(probes, "fit_outputs", _fake_fit_outputs(
       calls, np.zeros(m), {11: family, 4: test_labels["instrument/label"]}))
   evaluate = lambda tasks: probes.evaluate_tasks(
       0, rng.standard_normal((n, 5)), train_labels, rng.standard_normal((m, 5)), test_labels, num_families=11,

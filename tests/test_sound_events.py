@@ -219,3 +219,14 @@ def test_missing_packages_are_named(monkeypatch, tmp_path):
   monkeypatch.setitem(sys.modules, "sed_eval", None)
   with pytest.raises(ImportError, match=r"pip package sed_eval \(pip install sed_eval\)"):
     sound_events.evaluate([[(0.0, 1.0, "a")]], [[]])
+
+
+def test_the_sox_stand_in_converts_nothing_and_refuses_effects():
+  transformer = sound_events._IdentityTransformer()  # pylint: disable=protected-access
+  samples = np.zeros((10, 1), np.float32)
+  transformer.convert(samplerate=16000, n_channels=1)
+  np.testing.assert_array_equal(transformer.build_array(input_array=samples, sample_rate_in=16000), samples)
+  with pytest.raises(sound_events.SoxUnavailableError, match="convert audio"):
+    transformer.build_array(input_array=samples, sample_rate_in=22050)
+  with pytest.raises(sound_events.SoxUnavailableError, match="'pitch'"):
+    transformer.pitch(2.0)

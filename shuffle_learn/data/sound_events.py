@@ -589,6 +589,10 @@ def _events_folder(cache_dir: str, soundfont: str) -> tuple[str, dict]:
 # Mixing with scaper.
 
 
+class SoxUnavailableError(RuntimeError):
+  """scaper asked for a SoX operation that this source does not offer: there is no SoX on the machine."""
+
+
 class _IdentityTransformer:
   """The part of ``sox.Transformer`` scaper 1.6.5 calls here, done in process: conversion to the same format.
 
@@ -596,7 +600,7 @@ class _IdentityTransformer:
   ``convert``, ``set_output_format`` and ``build_array``. Every file of this
   source is already `SAMPLE_RATE` mono, so the conversion returns the samples
   unchanged; another rate or channel count, and every other SoX effect (pitch
-  shift, time stretch, reverb, trim), raise NotImplementedError.
+  shift, time stretch, reverb, trim), raise `SoxUnavailableError`.
   """
 
   def __init__(self):
@@ -612,13 +616,13 @@ class _IdentityTransformer:
   def build_array(self, input_filepath=None, input_array=None, sample_rate_in=None, **kwargs):
     array = np.asarray(input_array) if input_array is not None else None
     if array is None or array.ndim != 2 or (sample_rate_in, array.shape[1]) != self._format:
-      raise NotImplementedError(
+      raise SoxUnavailableError(
           f"scaper asked SoX to convert audio to {self._format} (rate, channels); sound_events only mixes files "
           f"already in that format and converts nothing.")
     return array
 
   def _effect(self, name: str):
-    raise NotImplementedError(f"scaper asked SoX for {name!r}, which sound_events does not provide (no SoX here).")
+    raise SoxUnavailableError(f"scaper asked SoX for {name!r}, which sound_events does not provide (no SoX here).")
 
   def pitch(self, *args, **kwargs):
     self._effect("pitch")

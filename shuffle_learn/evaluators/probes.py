@@ -213,51 +213,65 @@ def mean_auc(scores: np.ndarray, multi_hot: np.ndarray) -> float:
   return float(np.mean(aucs)) if aucs else float("nan")
 
 
-def _label_tasks(seed, x, train_labels, x_test, test_labels, num_classes, probe, tasks) -> dict[str, float]:
+def check_tasks(tasks) -> None:
+  """Tasks are a non-empty subset of `TASKS` or of `LABEL_TASKS`."""
+  if not tasks or (not set(tasks) <= set(TASKS) and not set(tasks) <= set(LABEL_TASKS)):
+    raise ValueError(f"unknown tasks {sorted(set(tasks) - set(TASKS) - set(LABEL_TASKS))} or a mix of note and label "
+                     f"tasks; tasks are among {TASKS} or among {LABEL_TASKS}.")
+
+
+def score_tasks(fit, train_labels: dict, test_labels: dict, *, tasks, num_families: int = 0,
+                num_instruments: int = 0, num_classes: int = 0) -> dict[str, float]:
+  """Every task's test metric from heads fitted by ``fit``: the task logic the probes and the supervised CFN share.
+
+  Args:
+    fit: ``(targets, loss, num_outputs) -> test outputs (M, num_outputs)``, a
+      head (or a network) trained on the train examples with ``loss`` (one of
+      `LOSSES`) and applied to the test examples.
+    train_labels, test_labels: the examples' labels.
+    tasks: among `TASKS` (note labels; ``num_families``, ``num_instruments``)
+      or among `LABEL_TASKS` (``label`` or a multi-hot ``labels``;
+      ``num_classes``); a single-label source also gets its ``confusion``.
+
+  The pitch regression is fitted on the MIDI number standardised with the
+  train mean and std (unit-scale targets suit Adam's step size), and serves
+  ``pitch_mse``, ``pitch_accuracy`` and ``chroma_accuracy``.
+  """
+  check_tasks(tasks)
+  if set(tasks) <= set(LABEL_TASKS):
+    if "labels" in train_labels:  # Multi-label: one sigmoid per class; mean AUC only.
+      if set(tasks) - {"mean_auc"}:
+        raise ValueError(f"a multi-label source (examples with 'labels') has only the task 'mean_auc', got {tasks}.")
+      return {"mean_auc": mean_auc(fit(train_labels["labels"], "sigmoid", num_classes), test_labels["labels"])}
+    scores = label_metrics(jax.nn.softmax(fit(train_labels["label"], "softmax", num_classes), axis=-1),
+                           test_labels["label"])
+    return {task: scores[task] for task in (*tasks, "confusion")}
   results = {}
-  if "labels" in train_labels:  # Multi-label: one sigmoid per class; mean AUC only.
-    if set(tasks) - {"mean_auc"}:
-      raise ValueError(f"a multi-label source (examples with 'labels') has only the task 'mean_auc', got {tasks}.")
-    outputs = fit_outputs(seed, x, train_labels["labels"], x_test, loss="sigmoid", num_outputs=num_classes,
-                          probe=probe)
-    return {"mean_auc": mean_auc(outputs, test_labels["labels"])}
-  outputs = fit_outputs(seed, x, train_labels["label"], x_test, loss="softmax", num_outputs=num_classes, probe=probe)
-  scores = label_metrics(jax.nn.softmax(outputs, axis=-1), test_labels["label"])
-  return {task: scores[task] for task in (*tasks, "confusion")}
+  for task, key, classes in (("family_accuracy", "instrument/family", num_families),
+                             ("instrument_accuracy", "instrument/label", num_instruments)):
+    if task in tasks:
+      predicted = np.argmax(fit(train_labels[key], "softmax", classes), axis=-1)
+      results[task] = float(np.mean(predicted == test_labels[key]))
+  if {"pitch_mse", "pitch_accuracy", "chroma_accuracy"} & set(tasks):
+    pitch = np.asarray(train_labels["pitch"], np.float32)
+    center, scale = float(pitch.mean()), float(pitch.std()) or 1.0
+    predicted = fit((pitch - center) / scale, "squared_error", 1)[:, 0] * scale + center
+    results.update({k: v for k, v in pitch_metrics(predicted, test_labels["pitch"]).items() if k in tasks})
+  return results
 
 
 def evaluate_tasks(seed: int, train_x: np.ndarray, train_labels: dict, test_x: np.ndarray, test_labels: dict, *,
                    num_families: int = 0, num_instruments: int = 0, num_classes: int = 0,
                    probe: ProbeConfig = ProbeConfig(), tasks=TASKS) -> dict[str, float]:
-  """Every task's test metric for one seed: heads trained on ``train_x``, scored on ``test_x``.
+  """Every task's test metric for one seed: heads trained on ``train_x``, scored on ``test_x`` (`score_tasks`).
 
   Note tasks (`TASKS`) read the note labels and need ``num_families`` and
   ``num_instruments``; label tasks (`LABEL_TASKS`) read ``label`` (or
   ``labels``) and need ``num_classes``, and a single-label source also gets
   its ``confusion`` matrix (`label_metrics`); one call takes tasks of one kind.
-
-  The pitch regression is fitted on the MIDI number standardised with the
-  train mean and std (unit-scale targets suit Adam's step size), and serves ``pitch_mse``, ``pitch_accuracy`` and ``chroma_accuracy``.
   """
-  if not tasks or (not set(tasks) <= set(TASKS) and not set(tasks) <= set(LABEL_TASKS)):
-    raise ValueError(f"unknown tasks {sorted(set(tasks) - set(TASKS) - set(LABEL_TASKS))} or a mix of note and label "
-                     f"tasks; tasks are among {TASKS} or among {LABEL_TASKS}.")
+  check_tasks(tasks)
   x, x_test = standardize(train_x, test_x)
-  if set(tasks) <= set(LABEL_TASKS):
-    return _label_tasks(seed, x, train_labels, x_test, test_labels, num_classes, probe, tuple(tasks))
-  results = {}
-  if "family_accuracy" in tasks:
-    predicted = fit_predict(seed, x, train_labels["instrument/family"], x_test, regression=False,
-                            num_classes=num_families, probe=probe)
-    results["family_accuracy"] = float(np.mean(predicted == test_labels["instrument/family"]))
-  if "instrument_accuracy" in tasks:
-    predicted = fit_predict(seed, x, train_labels["instrument/label"], x_test, regression=False,
-                            num_classes=num_instruments, probe=probe)
-    results["instrument_accuracy"] = float(np.mean(predicted == test_labels["instrument/label"]))
-  if {"pitch_mse", "pitch_accuracy", "chroma_accuracy"} & set(tasks):
-    pitch = np.asarray(train_labels["pitch"], np.float32)
-    center, scale = float(pitch.mean()), float(pitch.std()) or 1.0
-    predicted = fit_predict(seed, x, (pitch - center) / scale, x_test, regression=True, probe=probe) * scale + center
-    all_pitch = pitch_metrics(predicted, test_labels["pitch"])
-    results.update({k: v for k, v in all_pitch.items() if k in tasks})
-  return results
+  fit = lambda y, loss, num_outputs: fit_outputs(seed, x, y, x_test, loss=loss, num_outputs=num_outputs, probe=probe)
+  return score_tasks(fit, train_labels, test_labels, tasks=tasks, num_families=num_families,
+                     num_instruments=num_instruments, num_classes=num_classes)

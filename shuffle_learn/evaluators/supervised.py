@@ -80,30 +80,6 @@ def train_and_predict(cfn_model, input_, inputs, targets, test_inputs, *, loss: 
                          for i in range(0, len(test_inputs), 256)])
 
 
-def _note_scores(fit, labels, test_labels, tasks, num_families: int, num_instruments: int) -> dict[str, float]:
-  """The note tasks of one seed; ``fit(targets, loss, num_outputs)`` -> test outputs."""
-  scores = {}
-  for task, label, classes in (("family_accuracy", "instrument/family", num_families),
-                               ("instrument_accuracy", "instrument/label", num_instruments)):
-    if task in tasks:
-      predicted = np.argmax(fit(labels[label], "softmax", classes), axis=-1)
-      scores[task] = float(np.mean(predicted == test_labels[label]))
-  if {"pitch_mse", "pitch_accuracy", "chroma_accuracy"} & set(tasks):
-    pitch = labels["pitch"].astype(np.float32)
-    center, scale = float(pitch.mean()), float(pitch.std()) or 1.0
-    predicted = fit((pitch - center) / scale, "squared_error", 1)[:, 0] * scale + center
-    scores.update(probes.pitch_metrics(predicted, test_labels["pitch"]))
-  return scores
-
-
-def _label_scores(fit, labels, test_labels, num_classes: int) -> dict[str, float]:
-  """The label tasks of one seed; ``fit(targets, loss, num_outputs)`` -> test outputs."""
-  if "labels" in labels:  # Multi-label: one sigmoid per class.
-    return {"mean_auc": probes.mean_auc(fit(labels["labels"], "sigmoid", num_classes), test_labels["labels"])}
-  outputs = fit(labels["label"], "softmax", num_classes)
-  return probes.label_metrics(jax.nn.softmax(outputs, axis=-1), test_labels["label"])
-
-
 def evaluate(config, cfn_model, input_, train_source, test_source, n_train, tasks, *, raw_key: str = "audio",
              **classes) -> dict[int, dict[str, list[float]]]:
   """For every N of ``n_train``, per task, the test metric of every seed (``config.eval.seeds``).
@@ -135,10 +111,7 @@ def evaluate(config, cfn_model, input_, train_source, test_source, n_train, task
       fit = lambda targets, loss, num_outputs: train_and_predict(
           cfn_model, input_, pool_inputs[rows], targets, test_inputs, loss=loss, num_outputs=num_outputs, seed=seed,
           **common)
-      if set(tasks) <= set(probes.LABEL_TASKS):
-        scores = _label_scores(fit, labels, test_labels, classes["num_classes"])
-      else:
-        scores = _note_scores(fit, labels, test_labels, tasks, classes["num_families"], classes["num_instruments"])
+      scores = probes.score_tasks(fit, labels, test_labels, tasks=tasks, **classes)
       for task in tasks:
         values[task].append(scores[task])
   return results
