@@ -17,6 +17,7 @@ from shuffle_learn import models
 from shuffle_learn import pretext as pretext_lib
 from shuffle_learn.data import sources
 from shuffle_learn.pretext import objectives
+from shuffle_learn.pretext import sampling
 
 # Fields a resumed run may change: the run length and how it is logged, read and saved.
 RESUMABLE_FIELDS = frozenset({
@@ -27,9 +28,17 @@ RESUMABLE_FIELDS = frozenset({
 
 
 def unread_fields(config) -> frozenset[str]:
-  """The ``pretext.*`` fields the config's objective does not read (e.g. ``pretext.sigma`` for ``mse``)."""
-  read = objectives.OBJECTIVES[config["pretext"]["loss"]].fields
-  return frozenset(f"pretext.{name}" for name in objectives.FIELDS if name not in read)
+  """The ``pretext.*`` fields the config's objective does not read (e.g. ``pretext.sigma`` for ``mse``).
+
+  A permutation objective reads none of the peer objectives' fields
+  (`sampling.FIELDS`), a peer objective none of the permutation objectives'
+  nor the patch grid.
+  """
+  loss = config["pretext"]["loss"]
+  if loss in sampling.LOSSES:
+    return frozenset(f"pretext.{name}" for name in (*objectives.FIELDS, "n_rows", "n_cols"))
+  read = objectives.OBJECTIVES[loss].fields
+  return frozenset(f"pretext.{name}" for name in (*objectives.FIELDS, *sampling.FIELDS) if name not in read)
 
 
 def _check_data(config, path: str) -> None:
@@ -83,13 +92,23 @@ def validate(config, path: str = "config") -> pretext_lib.Pretext:
   with _checks.prefixed(path):
     _checks.check_int("seed", _checks.get(config, "seed", ""), 0)
   pretext = pretext_lib.from_config(config, path)
-  # Every objective's fields are checked, also those the chosen one ignores.
-  for name, cls in objectives.OBJECTIVES.items():
-    kwargs = {field: _checks.get(config, f"pretext.{field}", path) for field in cls.fields}
-    with _checks.prefixed(f"{path}.pretext"):
-      if name != "fixed_permutation" or config.pretext.loss == name:
-        cls(num_patches=pretext.num_patches, **kwargs)
-  _check_data(config, path)
+  if isinstance(pretext, sampling.SamplingPretext):
+    _check_data(config, path)
+    _check_encoder(config, pretext, path)
+  else:
+    # Every objective's fields are checked, also those the chosen one ignores.
+    for name, cls in objectives.OBJECTIVES.items():
+      kwargs = {field: _checks.get(config, f"pretext.{field}", path) for field in cls.fields}
+      with _checks.prefixed(f"{path}.pretext"):
+        if name != "fixed_permutation" or config.pretext.loss == name:
+          cls(num_patches=pretext.num_patches, **kwargs)
+    _check_data(config, path)
+    _check_cfn(config, pretext, path)
+  _check_train(config, path)
+  return pretext
+
+
+def _check_cfn(config, pretext, path: str) -> None:
   model = _checks.get(config, "model", path)
   with _checks.prefixed(f"{path}.model"):
     size_name = _checks.check_choice("size", _checks.get(model, "size", ""), tuple(models.SIZES))
@@ -101,5 +120,15 @@ def validate(config, path: str = "config") -> pretext_lib.Pretext:
     raise ValueError(
         f"{path}.{grid}: patches of {height} x {width} are too small for {path}.model.size={size_name!r}, "
         f"which needs at least {size.min_patch_shape()}.")
-  _check_train(config, path)
-  return pretext
+
+
+def _check_encoder(config, pretext, path: str) -> None:
+  """The peer objectives' encoder (``model.size`` among `models.ENCODERS`) takes a segment."""
+  with _checks.prefixed(f"{path}.model"):
+    size_name = _checks.check_choice("size", _checks.get(config, "model.size", ""), tuple(models.ENCODERS))
+  frames, bins = pretext.input.segment_frames, pretext.input.num_mel_bins
+  low_frames, low_bins = models.sampling.min_input_shape(models.ENCODERS[size_name])
+  if frames < low_frames or bins < low_bins:
+    raise ValueError(
+        f"{path}.pretext.segment_frames: segments of {frames} frames x {bins} mel bins are too small for "
+        f"{path}.model.size={size_name!r}, which needs at least {low_frames} x {low_bins}.")

@@ -72,19 +72,27 @@ def load_embedder(workdir: str, step: int | None = None, layer: str = "conv"):
   """A function from audio ``(batch, samples)`` at 16 kHz to embeddings ``(batch, d)``.
 
   ``layer`` is ``"conv"`` (`CFN.conv_embed`, what the main job probes), ``"fc6"`` (`CFN.fc6_embed`) or
-  ``"fc7"`` (`CFN.embed`).
+  ``"fc7"`` (`CFN.embed`). A contrastive peer's checkpoint (``cola``,
+  ``multi_sampling``, ...) gives its frame embeddings ``h`` averaged over
+  frames (`embeddings.sampling_embedder`), with the default ``layer`` only.
 
   Audio is cut or zero-padded to the config's clip. The function has the
   attributes ``num_samples``, ``step`` and ``config``.
   """
   from shuffle_learn import checkpoints  # pylint: disable=g-import-not-at-top
-  from shuffle_learn import models  # pylint: disable=g-import-not-at-top
   from shuffle_learn import pretext as pretext_lib  # pylint: disable=g-import-not-at-top
   from shuffle_learn.evaluators import embeddings  # pylint: disable=g-import-not-at-top
+  from shuffle_learn.pretext import sampling  # pylint: disable=g-import-not-at-top
   config, params, step = checkpoints.load_checkpoint(workdir, step)
   pretext = pretext_lib.from_config(config)
-  model = models.from_config(config, pretext.num_outputs)
-  embed = embeddings.cfn_embedder(model, params, pretext.input, layer)
+  model = pretext.make_model(config)
+  if isinstance(pretext, sampling.SamplingPretext):
+    if layer != "conv":
+      raise ValueError(f"layer={layer!r} names a CFN layer; {workdir} holds a {config.pretext.loss!r} network, "
+                       f"whose embedding is its frame embeddings h averaged over frames (use the default).")
+    embed = embeddings.sampling_embedder(model, params, pretext.input)
+  else:
+    embed = embeddings.cfn_embedder(model, params, pretext.input, layer)
   num_samples = pretext.input.num_samples
 
   def embedder(audio) -> np.ndarray:

@@ -22,7 +22,7 @@ results.json::
    "pretext": {METHOD: {"partial_ranks_accuracy": float}},
    "runtime_s": float, "config": {...}, "n_train": N, "machine": {...}}
 
-with TASK among `probes.TASKS` (audio) or `probes.LABEL_TASKS` (images,
+with TASK among `probes.NOTE_TASKS` (audio) or `probes.LABEL_TASKS` (images,
 videos); with several N, ``methods`` holds the first N and ``by_n_train``
 holds them all ({N: {METHOD: {TASK: ...}}}). For label tasks it also holds
 ``class_names`` and ``confusion`` ({METHOD: (K, K) counts summed over the
@@ -70,7 +70,7 @@ AUDIO_ONLY = ("logmel_baseline",)
 
 def tasks_of(source: str) -> tuple[str, ...]:
   """The downstream tasks the labels of a data source (``config.data.source``) allow; () for frame labels."""
-  return {"notes": probes.TASKS, "classes": probes.LABEL_TASKS}.get(sources.SOURCES[source].labels, ())
+  return {"notes": probes.NOTE_TASKS, "classes": probes.LABEL_TASKS}.get(sources.SOURCES[source].labels, ())
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
@@ -111,15 +111,19 @@ def validate(config: ml_collections.ConfigDict) -> None:
 
 def downstream_config(config) -> ml_collections.ConfigDict:
   """The pre-training config with the fields of ``config.eval.data`` set in its ``data``: the labelled examples' source."""
-  data = _checks.get(config, "eval.data")
-  pretrain = config.pretrain.copy_and_resolve_references()
+  return replace_data(config.pretrain, _checks.get(config, "eval.data"), "config.eval.data")
+
+
+def replace_data(pretrain, data, path: str) -> ml_collections.ConfigDict:
+  """A copy of a pre-training config with the fields of ``data`` (found at ``path``) set in its ``data``."""
+  pretrain = pretrain.copy_and_resolve_references()
   for field, value in data.items():
     if field not in pretrain.data:
-      raise ValueError(f"config.eval.data.{field} is not a field of config.pretrain.data.")
+      raise ValueError(f"{path}.{field} is not a field of config.pretrain.data.")
     try:
       pretrain.data[field] = value
     except TypeError:
-      raise ValueError(f"config.eval.data.{field} must have the type of config.pretrain.data.{field} "
+      raise ValueError(f"{path}.{field} must have the type of config.pretrain.data.{field} "
                        f"({type(pretrain.data[field]).__name__}), got {value!r}.") from None
   return pretrain
 

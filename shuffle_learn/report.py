@@ -1,8 +1,10 @@
-"""The main job's results as files: ``results.json``, a Markdown table and a PNG per run or sweep.
+"""The jobs' results as files: ``results.json``, a Markdown table and a PNG per run, sweep or suite.
 
 `write_results` writes a run's (a table per N, like the papers' Table I; a bar
 per method, or every task against N like Fig. 2), `write_sweep` a sweep's (a
-row per point; every task against the point, like Fig. 3).
+row per point; every task against the point, like Fig. 3), `write_suite` the
+audio suite's (a table per probe, the pre-training budget, the peer paper's
+Table 1 beside; a bar per method for every task metric).
 """
 
 from __future__ import annotations
@@ -147,3 +149,79 @@ def write_sweep(workdir: str, summary: dict, tasks) -> None:
     ax.set_xlabel(", ".join(f.split(".")[-1] for f in summary["fields"]), fontsize=8)
     ax.set_title(task, fontsize=9)
   save_figure(fig, axes, os.path.join(workdir, "sweep.png"))
+
+
+PROBE_TITLES = {"linear": "Linear probe (the peer paper's protocol)", "mlp": "3-layer MLP probe (the permutation paper's)"}
+
+
+def suite_markdown(results: dict) -> str:
+  """The audio suite (`shuffle_learn.audio_suite`): a table per probe (methods as rows, task metrics as columns),
+  the pre-training budget of every row, and the peer paper's Table 1 beside."""
+  methods = results["methods"]
+  rows = list(methods)
+  probes = list(next(iter(methods.values())))
+  columns = list(next(iter(methods.values()))[probes[0]])
+  seeds = len(next(iter(methods.values()))[probes[0]][columns[0]]["values"])
+  tasks = results["tasks"]
+  lines = [f"Mean +- std over {seeds} seeds; runtime {results['runtime_s']:.0f} s on "
+           f"{results['machine']['cpu_count']} CPUs ({results['machine']['device']}). Labelled examples: " +
+           "; ".join(f"{t} {info['source']} ({info['seconds']:g} s clips), N = {info['n_train']} of "
+                     f"{info['train_examples']}, {info['test_examples']} test" for t, info in tasks.items()) + "."]
+  for probe in probes:
+    lines += ["", f"{PROBE_TITLES.get(probe, probe)}:", "",
+              "| method | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
+    best = {c: max(methods[r][probe][c]["mean"] for r in rows) for c in columns}
+    for r in rows:
+      cells = []
+      for c in columns:
+        value = methods[r][probe][c]
+        mean = f"**{value['mean']:.3f}**" if value["mean"] == best[c] else f"{value['mean']:.3f}"
+        cells.append(f"{mean} +- {value['std']:.3f}")
+      lines.append(f"| {r} | " + " | ".join(cells) + " |")
+  lines += ["", "Pre-training (the same clips and batches for every method; time on this machine):", "",
+            "| method | kind | encoder | parameters | embedding dims | steps | examples seen | train time (s) | "
+            "s / step | pretext metric (chance) |", "|---|---|---|---|---|---|---|---|---|---|"]
+  for r in rows:
+    info = results["rows"][r]
+    pretext = info.get("pretext")
+    metric = f"{pretext['metric']} {pretext['value']:.3f} ({pretext['chance']:.3f})" if pretext else "-"
+    per_step = info.get("seconds_per_step", float("nan"))
+    per_step = f"{per_step:.3f}" if np.isfinite(per_step) else "-"
+    dims = " / ".join(f"{t} {d}" for t, d in info.get("dims", {}).items()) or "-"
+    lines.append(f"| {r} | {info['kind']} | {info['encoder']} | {info['parameters']:,} | {dims} | {info['steps']} | "
+                 f"{info['examples_seen']:,} | {info['train_seconds']:.0f} | {per_step} | {metric} |")
+  paper = results.get("paper")
+  if paper:
+    lines += ["", "The peer paper's Table 1 (Kuroyanagi et al. 2022: EfficientNet-B0 pre-trained on 18,939 "
+              "AudioSet clips, linear probe on Speech Commands, DCASE 2016 task 2 and NSynth):", "",
+              "| row | " + " | ".join(paper["columns"]) + " |", "|---|" + "---|" * len(paper["columns"])]
+    for name, values in paper["rows"].items():
+      lines.append(f"| {name} | " + " | ".join(f"{v:.3f}" for v in values) + " |")
+  return "\n".join(lines) + "\n"
+
+
+def write_suite(workdir: str, results: dict) -> None:
+  """``results.json``, ``results.md`` (`suite_markdown`) and ``results.png``: a bar per method, a panel per
+  task metric, a row of panels per probe."""
+  with open(os.path.join(workdir, "results.json"), "w") as f:
+    json.dump(results, f, indent=2)
+  with open(os.path.join(workdir, "results.md"), "w") as f:
+    f.write(suite_markdown(results))
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  methods = results["methods"]
+  rows = list(methods)
+  probes = list(next(iter(methods.values())))
+  columns = list(next(iter(methods.values()))[probes[0]])
+  fig, axes = plt.subplots(len(probes), len(columns), figsize=(2.6 * len(columns), 2.8 * len(probes)),
+                           squeeze=False)
+  colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+  for i, probe in enumerate(probes):
+    for ax, column in zip(axes[i], columns):
+      for k, r in enumerate(rows):
+        value = methods[r][probe][column]
+        ax.bar(k, value["mean"], yerr=value["std"], capsize=2, color=colors[k % len(colors)], label=r)
+      ax.set_xticks([])
+      ax.set_title(f"{column}\n({probe})", fontsize=8)
+  save_figure(fig, axes, os.path.join(workdir, "results.png"))

@@ -1,12 +1,18 @@
-"""Pre-training the CFN on the permutation pretext task: the train state, the pure step, the loop.
+"""Pre-training on a pretext task (the CFN on permutations, or a contrastive peer): the state, the pure step, the loop.
 
     python -m shuffle_learn.train --config experiments/configs/default.py --workdir /tmp/cfn \\
         [--config.pretext.loss=fast_soft_rank ...]
 
+``pretext.loss`` picks the task (`shuffle_learn.pretext.LOSSES`): the
+permutation objectives train the CFN; ``cola``, ``frame``, ``pitch`` and
+``multi_sampling`` train the peer objectives' `SamplingNet` on segments of the
+same clips (`shuffle_learn.pretext.sampling`).
+
 - `Experiment` (`build(config)`): the model, optimizer, pretext task and
   device mesh of a validated config (`shuffle_learn.config.validate`).
-- `Experiment.train_step(state, batch, key)`: pure; the input's patches, a
-  permutation per example drawn from ``key``, forward, loss, Adam.
+- `Experiment.train_step(state, batch, key)`: pure; the pretext's loss of the
+  batch (`Pretext.train_loss`: the input's patches and a permutation per
+  example drawn from ``key``, forward, loss), its gradient, Adam.
   `Experiment.jit_train_step` jits it with the state donated, the batch
   sharded along the mesh's ``data`` axis and the state replicated
   (`shuffle_learn.parallel`). The global batch and the step's key are the
@@ -25,6 +31,9 @@ initialised; each host reads its shard of every global batch.
 References:
   Carr, Berthet, Blondel, Teboul, Zeghidour. Self-Supervised Learning of Audio
   Representations from Permutations with Differentiable Ranking. IEEE SPL 2021.
+  Kuroyanagi, Hayashi, Takeda, Toda. Self-Supervised Learning Method Using
+  Multiple Sampling Strategies for General-Purpose Audio Representation.
+  ICASSP 2022.
 """
 
 from __future__ import annotations
@@ -48,7 +57,6 @@ import orbax.checkpoint as ocp
 from shuffle_learn import checkpoints
 from shuffle_learn import config as config_lib
 from shuffle_learn import metrics as metrics_lib
-from shuffle_learn import models
 from shuffle_learn import parallel
 from shuffle_learn import pretext as pretext_lib
 from shuffle_learn.data import sources
@@ -61,7 +69,7 @@ class TrainState:
 
   Attributes:
     step: int32 scalar, steps taken.
-    params: the CFN's variables (``{"params": ...}``).
+    params: the network's variables (``{"params": ...}``).
     opt_state: Adam's state.
     rng: uint32 key data of the run's base key; step ``s`` uses ``fold_in(rng, s)``.
   """
@@ -87,33 +95,30 @@ class Experiment:
 
     def init(key):
       params_key, rng = jax.random.split(key)
-      params = self.model.init(params_key, self.pretext.patches(self.pretext.input.dummy()), train=False)
+      params = self.pretext.init_params(self.model, params_key)
       return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=self.optimizer.init(params),
                         rng=jax.random.key_data(rng))
 
     return jax.jit(init, out_shardings=parallel.replicated(self.mesh))(jax.random.key(seed))
 
   def train_step(self, state: TrainState, batch: Mapping[str, jax.Array], key: jax.Array):
-    """One pure step: patches, a permutation per example from ``key``, loss, gradient, Adam.
+    """One pure step: the pretext's loss of the batch (its randomness from ``key``), gradient, Adam.
+
+    For the permutation task: patches, a permutation per example, the CFN's
+    outputs and the objective; for a peer objective: segments, shifts,
+    similarities (`shuffle_learn.pretext.sampling`).
 
     Returns:
-      ``(new_state, metrics)``, metrics the batch means of ``loss`` and
-      ``partial_ranks_accuracy``.
+      ``(new_state, metrics)``, metrics the batch means of ``loss`` and of the
+      pretext's metrics (``partial_ranks_accuracy``; ``clip_accuracy`` and the
+      loss terms for the peer objectives).
     """
-    perm_key, loss_key, dropout_key = jax.random.split(key, 3)
-    patches = self.pretext.patches(batch[self.pretext.input.raw_key], jax.random.fold_in(key, 3))
-    shuffled, labels = self.pretext.shuffle(perm_key, patches)
-
-    def loss_fn(params):
-      outputs = self.model.apply(params, shuffled, train=True, rngs={"dropout": dropout_key})
-      return jnp.mean(self.pretext.loss(loss_key, outputs, labels)), outputs
-
-    (loss, outputs), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    loss_fn = self.pretext.train_loss(self.model, batch[self.pretext.input.raw_key], key)
+    (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
     updates, opt_state = self.optimizer.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
-    accuracy = jnp.mean(self.pretext.accuracy(outputs, labels))
     new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state)
-    return new_state, {"loss": loss, "partial_ranks_accuracy": accuracy}
+    return new_state, {"loss": loss, **self.pretext.train_metrics(aux)}
 
   def jit_train_step(self) -> Callable:
     """`train_step` jitted: state donated and replicated, batch sharded on ``data``; traced once."""
@@ -141,7 +146,7 @@ def make_optimizer(config) -> optax.GradientTransformation:
 def build(config: ml_collections.ConfigDict) -> Experiment:
   """Validates the config and builds the static parts of its run."""
   pretext = config_lib.validate(config)
-  model = models.from_config(config, pretext.num_outputs)
+  model = pretext.make_model(config)
   return Experiment(config=config, model=model, optimizer=make_optimizer(config), pretext=pretext,
                     mesh=parallel.make_mesh())
 
@@ -166,7 +171,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
       taken in this call, as if interrupted; for tests.
 
   Returns:
-    A summary: ``step``, ``chance`` (1/n), the last ``valid`` metrics,
+    A summary: ``step``, ``chance`` (the metric's: 1/n, or 1/batch for the peers), the last ``valid`` metrics,
     ``train_seconds``, ``steps_per_second`` and ``examples_per_second`` (this
     call's steps after its first, which compiles; reading the data included,
     evaluations and checkpoint saves excluded).
@@ -195,7 +200,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   rng = jax.random.wrap_key_data(np.asarray(state.rng))  # A copy: the state's buffers are donated.
   total = num_steps(config, train_source)
   last = min(total, start + stop_after) if stop_after is not None else total
-  summary: dict[str, Any] = {"chance": 1.0 / experiment.pretext.num_patches, "valid": {}}
+  summary: dict[str, Any] = {"chance": experiment.pretext.chance(config.train.batch_size), "valid": {}}
   history = []
   # Step time after the first (compiling) step, without evaluations and
   # checkpoints: `window` since the last log, `total` over this call.
@@ -235,7 +240,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
         total_seconds, total_steps = total_seconds + window_seconds, total_steps + window_steps
         window_seconds = window_steps = 0
         writer.write(step, means)
-        progress.set_postfix(loss=f"{means['train/loss']:.3f}", acc=f"{means['train/partial_ranks_accuracy']:.3f}")
+        progress.set_postfix(loss=f"{means['train/loss']:.3f}", acc=f"{means['train/' + experiment.pretext.metric]:.3f}")
       if step % config.train.eval_every == 0 or step == total:
         pause()
         summary["valid"] = dict(evaluator.run(state.params))

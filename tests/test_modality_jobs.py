@@ -139,7 +139,7 @@ def test_video_job_results(video_job):
 
 
 def test_tasks_of_each_source():
-  assert job_lib.tasks_of("gm_notes") == job_lib.tasks_of("nsynth") == probes.TASKS
+  assert job_lib.tasks_of("gm_notes") == job_lib.tasks_of("nsynth") == probes.NOTE_TASKS
   for source in ("spoken_words", "emoji", "image_folder", "tfds_images", "moving_sprites", "ucf101"):
     assert job_lib.tasks_of(source) == probes.LABEL_TASKS
 

@@ -254,9 +254,24 @@ def log_mel_spectrogram(audio: jax.typing.ArrayLike, *, sample_rate: float = 160
     Saeed, Grangier, Zeghidour. Contrastive Learning of General-Purpose Audio
     Representations. ICASSP 2021.
   """
-  log_offset = _checks.check_number("log_offset", log_offset, 0.0, strict=True)
-  window, hop, fft_size = _stft_sizes(sample_rate, window_ms, hop_ms, fft_size)
-  weights = mel_filterbank(num_mel_bins, fft_size // 2 + 1, sample_rate, lower_hz, upper_hz)
+  _checks.check_number("log_offset", log_offset, 0.0, strict=True)
+  _, _, fft_size = _stft_sizes(sample_rate, window_ms, hop_ms, fft_size)
   magnitude = stft_magnitude(audio, sample_rate=sample_rate, window_ms=window_ms, hop_ms=hop_ms, fft_size=fft_size)
+  return log_mel_from_magnitude(magnitude, sample_rate=sample_rate, num_mel_bins=num_mel_bins, lower_hz=lower_hz,
+                                upper_hz=upper_hz, log_offset=log_offset)
+
+
+def log_mel_from_magnitude(magnitude: jax.Array, *, sample_rate: float = 16000, num_mel_bins: int = 64,
+                           lower_hz: float = 60.0, upper_hz: float = 7800.0, log_offset: float = 1e-6) -> jax.Array:
+  """The second half of `log_mel_spectrogram`: STFT magnitudes ``(..., frames, fft_size // 2 + 1)`` -> log mel.
+
+  For magnitudes changed between the two halves (a pitch shift along
+  frequency, `shuffle_learn.pretext.contrastive.shift_spectrum`).
+
+  Returns:
+    ``(..., frames, num_mel_bins)``, ``log(magnitude @ mel_filterbank + log_offset)``.
+  """
+  log_offset = _checks.check_number("log_offset", log_offset, 0.0, strict=True)
+  weights = mel_filterbank(num_mel_bins, magnitude.shape[-1], sample_rate, lower_hz, upper_hz)
   mel = jnp.matmul(magnitude, jnp.asarray(weights, magnitude.dtype), precision=jax.lax.Precision.HIGHEST)
   return jnp.log(mel + log_offset)

@@ -9,7 +9,7 @@ through this module.
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from typing import Callable, NamedTuple, Sequence
 
 import grain
 import jax
@@ -65,6 +65,32 @@ def _check_sound_events(data) -> None:
   if len(num_clips) != 3:
     raise ValueError(f"num_clips must be (train, valid, test) mixture counts, got {num_clips!r}.")
   _checks.check_int("clip_seed", _checks.get(data, "clip_seed", ""), 0)
+
+
+def _audio_mix(config, split: str):
+  from shuffle_learn.data import audio_mix  # pylint: disable=g-import-not-at-top
+  per_source = config.data.mix_examples[schema.SPLITS.index(split)]
+  return audio_mix.AudioMixSource(
+      [SOURCES[name].build(config, split) for name in config.data.mix], names=tuple(config.data.mix),
+      num_samples=int(round(config.features.seconds * schema.SAMPLE_RATE)), per_source=per_source or None,
+      seed=config.seed)  # Each sub-source reads its own fields of config.data.
+
+
+def _check_audio_mix(data) -> None:
+  """The fields of ``config.data`` the audio mix reads, and those of each source it mixes."""
+  mixable = tuple(name for name, s in SOURCES.items() if s.modality == "audio" and name != "audio_mix")
+  mix = _checks.get(data, "mix", "")
+  if isinstance(mix, (str, bytes)) or not isinstance(mix, Sequence) or not mix:
+    raise ValueError(f"mix must be a non-empty tuple of names of audio sources {mixable}, got {mix!r}.")
+  for name in mix:
+    _checks.check_choice("mix", name, mixable)
+  if len(set(mix)) != len(mix):
+    raise ValueError(f"mix has repeated entries: {tuple(mix)!r}.")
+  mix_examples = _checks.check_ints("mix_examples", _checks.get(data, "mix_examples", ""), 0, 10**9)
+  if len(mix_examples) != 3:
+    raise ValueError(f"mix_examples must be (train, valid, test) caps per source (0: all), got {mix_examples!r}.")
+  for check in dict.fromkeys(SOURCES[name].check for name in mix):  # Each check once (gm_notes, nsynth share one).
+    check(data)
 
 
 def _image_shape(config) -> dict:
@@ -153,10 +179,11 @@ class Source(NamedTuple):
   """A source by config name: the modality it serves, its builder ``(config, split)``, its field check, its labels.
 
   ``labels`` is ``"notes"`` for NSynth's note labels (pitch, instrument,
-  family: `probes.TASKS`), ``"classes"`` for one class per example
-  (``label``, or a multi-hot ``labels``: `probes.LABEL_TASKS`), or
-  ``"frames"`` for multi-hot labels per frame (sound events; no downstream
-  probe reads them yet).
+  family: `probes.NOTE_TASKS`), ``"classes"`` for one class per example
+  (``label``, or a multi-hot ``labels``: `probes.LABEL_TASKS`),
+  ``"frames"`` for multi-hot labels per frame (sound events: the frame-level
+  probe of `shuffle_learn.audio_suite`), or ``"none"`` for no downstream
+  labels (the audio mix: unlabelled pre-training audio).
   """
 
   modality: str
@@ -170,6 +197,7 @@ SOURCES = {
     "nsynth": Source("audio", _nsynth, _check_notes, "notes"),
     "spoken_words": Source("audio", _spoken_words, _check_spoken_words),
     "sound_events": Source("audio", _sound_events, _check_sound_events, "frames"),
+    "audio_mix": Source("audio", _audio_mix, _check_audio_mix, "none"),
     "emoji": Source("image", _emoji, _check_images),
     "image_folder": Source("image", _image_folder, _check_images),
     "tfds_images": Source("image", _tfds_images, _check_images),

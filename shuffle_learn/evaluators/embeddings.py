@@ -1,14 +1,29 @@
 """Frozen embeddings of examples (notes, images, clips), computed once and cached.
 
-Three kinds, all from the same input (for audio, the clip the pre-training
-config's front end uses):
+Embedders map a batch of raw inputs (for audio, the clip the pre-training
+config's front end uses) to embeddings. One vector per example, for the
+probes of `shuffle_learn.evaluators.probes`:
 
 - `cfn_embedder`: the pooled convolutional features (`CFN.conv_embed`, the
-  default) or the fc7 embedding (`CFN.embed`) of the unshuffled patches (the
-  identity permutation), from a checkpoint's parameters or, for the
-  ``random_embedding`` baseline, from the untrained initialisation;
+  default), the fc6 features (`CFN.fc6_embed`) or the fc7 embedding
+  (`CFN.embed`) of the unshuffled patches (the identity permutation), from a
+  checkpoint's parameters or, for the ``random_embedding`` baseline, from the
+  untrained initialisation;
 - `logmel_embedder`: the ``logmel_baseline``: the mean and the standard
   deviation over time of every log-mel band (2 x 64 numbers).
+
+One vector per frame, ``(batch, frames, d)``, for the frame-level probe of
+sound event detection (`shuffle_learn.evaluators.sed`):
+
+- `frame_embedder`: `CFN.frame_embed` of the unshuffled patches: every
+  patch's last feature map averaged over frequency, the columns' frames
+  concatenated along time and the rows' channels along features;
+- `logmel_frame_embedder`: the log-mel frames themselves (64 bands by
+  default), or every band's mean and std over windows of frames, the
+  frame-level counterpart of `logmel_embedder`.
+
+`sampling_embedder` gives either of a contrastive peer network (its frame
+embeddings ``h``, or their mean over frames).
 
 `embed_examples` reads a source through grain in a fixed order and returns the
 embeddings with every label of the examples; `cached` keeps them in an ``.npz``
@@ -64,6 +79,88 @@ def logmel_embedder(num_samples: int, num_mel_bins: int = 64) -> Callable[[np.nd
     return jnp.concatenate([spec.mean(axis=-2), spec.std(axis=-2)], axis=-1)
 
   return lambda audio: np.asarray(embed(jnp.asarray(audio[:, :num_samples], jnp.float32)))
+
+
+def frame_embedder(model, params, input_) -> Callable[[np.ndarray], np.ndarray]:
+  """Raw inputs ``(batch, samples)`` -> per-frame embeddings ``(batch, T', d)`` of a CFN (`CFN.frame_embed`).
+
+  Args:
+    model: the CFN.
+    params: its variables.
+    input_: the pretext input that cuts raw inputs into the model's patches
+      (a `shuffle_learn.pretext.audio.AudioInput`), used without
+      augmentation; its ``n_cols`` (patches along time) arranges the frames.
+
+  Returns:
+    A function of raw inputs giving float32 NumPy ``(batch, n_cols * w',
+    n_rows * c)``: ``w'`` frames per time segment (the width of the last
+    feature map of a patch) and ``c`` channels per frequency band (see
+    `CFN.frame_embed`).
+  """
+
+  @jax.jit
+  def embed(raw):
+    return model.apply(params, input_(raw), n_cols=input_.n_cols, method=cfn.CFN.frame_embed)
+
+  return lambda raw: np.asarray(embed(jnp.asarray(input_.host({input_.raw_key: raw}))), np.float32)
+
+
+def sampling_embedder(model, params, input_, *, frames: bool = False) -> Callable[[np.ndarray], np.ndarray]:
+  """Audio ``(batch, samples)`` -> a contrastive peer network's embedding (`SamplingNet.frames`).
+
+  The whole clip's log-mel (``input_.spectrogram``, no segments, no shift)
+  through the encoder: its frame embeddings ``h``, ``(batch, T', d)`` with
+  ``frames``, else their mean over frames, ``(batch, d)`` (Kuroyanagi et al.
+  2022 probe the frozen ``h``). Clips are cut or zero-padded to
+  ``input_.seconds``.
+
+  Args:
+    model: the `shuffle_learn.models.sampling.SamplingNet`.
+    params: its variables.
+    input_: a `shuffle_learn.pretext.sampling.SegmentsInput` (its front end and clip length).
+    frames: per-frame embeddings instead of the clip's.
+  """
+  from shuffle_learn.models import sampling  # pylint: disable=g-import-not-at-top
+
+  @jax.jit
+  def embed(audio):
+    h = model.apply(params, input_.spectrogram(audio), method=sampling.SamplingNet.frames)
+    return h if frames else h.mean(axis=1)
+
+  return lambda audio: np.asarray(embed(jnp.asarray(input_.host({input_.raw_key: audio}))), np.float32)
+
+
+def logmel_frame_embedder(num_samples: int, num_mel_bins: int = 64,
+                          pool: int = 1) -> Callable[[np.ndarray], np.ndarray]:
+  """Audio -> log-mel frames, ``(batch, frames, num_mel_bins)``, or their statistics over windows of ``pool`` frames.
+
+  The frame-level counterpart of `logmel_embedder`: the log-mel of the first
+  ``num_samples`` samples at the front end's defaults (25 ms windows, 10 ms
+  hop, `frontend.log_mel_spectrogram`). With ``pool > 1``, every run of
+  ``pool`` frames (the last one shorter if need be) gives the mean and the
+  standard deviation of every band, ``(batch, ceil(frames / pool), 2 *
+  num_mel_bins)``, as `logmel_embedder` does for the whole clip; a coarser
+  frame rate, closer to the encoders' (and a frame-level probe 16 times
+  cheaper at ``pool=16``).
+  """
+  if not isinstance(pool, int) or pool < 1:
+    raise ValueError(f"pool must be an integer >= 1, got {pool!r}.")
+
+  @jax.jit
+  def embed(audio):
+    spec = frontend.log_mel_spectrogram(audio, num_mel_bins=num_mel_bins)
+    if pool == 1:
+      return spec
+    frames = spec.shape[-2]
+    windows = -(-frames // pool)
+    index = jnp.arange(frames) // pool  # The window of every frame.
+    counts = jnp.bincount(index, length=windows)[:, None].astype(spec.dtype)
+    total = jax.vmap(lambda x: jax.ops.segment_sum(x, index, windows))
+    mean = total(spec) / counts
+    var = total(jnp.square(spec - mean[:, index])) / counts  # Two passes: no cancellation.
+    return jnp.concatenate([mean, jnp.sqrt(var)], axis=-1)
+
+  return lambda audio: np.asarray(embed(jnp.asarray(audio[:, :num_samples], jnp.float32)), np.float32)
 
 
 def embed_examples(source, embed: Callable[[np.ndarray], np.ndarray], *, num_examples: int | None = None,

@@ -1,9 +1,12 @@
-"""Validation of the pretext task: loss and partial-ranks accuracy on fixed examples with fixed permutations.
+"""Validation of the pretext task: loss and its metric on fixed examples with fixed randomness.
 
 Built like big_vision's evaluators: ``Evaluator(pretext, model, batches,
-...)`` once, then ``run(params)`` yields ``(name, value)`` pairs. Batch ``i``
-is shuffled with the permutations of ``fold_in(key(seed + 1), i)`` at every
-evaluation, so values of different steps compare the same puzzles.
+...)`` once, then ``run(params)`` yields ``(name, value)`` pairs: the loss and
+the pretext's metric (``partial_ranks_accuracy`` for the permutation task,
+``clip_accuracy`` for the contrastive peers). Batch ``i`` draws its
+permutations (or segments and pitch shifts) from ``fold_in(key(seed + 1),
+i)`` at every evaluation, so values of different steps compare the same
+puzzles.
 """
 
 from __future__ import annotations
@@ -19,13 +22,13 @@ from shuffle_learn import parallel
 
 
 class Evaluator:
-  """Mean loss and partial-ranks accuracy of a pretext task over fixed batches.
+  """Mean loss and metric of a pretext task over fixed batches.
 
   Args:
     pretext: the task (`shuffle_learn.pretext.Pretext`).
-    model: the CFN.
+    model: the pretext's network (the CFN, or `SamplingNet` for the peers).
     batches: host batches of raw inputs, read once.
-    seed: the run's seed; the permutations come from ``seed + 1``.
+    seed: the run's seed; the batches' randomness comes from ``seed + 1``.
     mesh: the device mesh the batches are sharded over.
   """
 
@@ -40,14 +43,10 @@ class Evaluator:
                          out_shardings=replicated)
 
   def _sums(self, params, batch: Mapping[str, jax.Array], key: jax.Array) -> dict[str, jax.Array]:
-    perm_key, loss_key = jax.random.split(key)
-    shuffled, labels = self.pretext.shuffle(perm_key, self.pretext.patches(batch[self.pretext.input.raw_key]))
-    outputs = self.model.apply(params, shuffled, train=False)
-    return {"loss": jnp.sum(self.pretext.loss(loss_key, outputs, labels)),
-            "partial_ranks_accuracy": jnp.sum(self.pretext.accuracy(outputs, labels))}
+    return self.pretext.eval_sums(self.model, params, batch[self.pretext.input.raw_key], key)
 
   def run(self, params) -> Iterator[tuple[str, float]]:
-    """Yields ``("loss", mean)`` and ``("partial_ranks_accuracy", mean)`` over every example."""
+    """Yields ``("loss", mean)`` and ``(pretext.metric, mean)`` (e.g. ``partial_ranks_accuracy``) over every example."""
     totals, count = None, 0
     for i, batch in enumerate(self._batches):
       device_batch = parallel.device_batch(self.pretext.input, self.mesh, batch)

@@ -7,10 +7,24 @@ Note tasks (`TASKS`), on NSynth's labels:
   softmax cross-entropy.
 - ``pitch_mse``: the MIDI pitch by regression with squared error (Carr et al.
   2021 report the mean squared error in semitones squared).
-- ``pitch_accuracy`` and ``chroma_accuracy``: the metrics of HEAR's
-  nsynth_pitch task, read off the same regression: the predicted MIDI number
+- ``pitch_accuracy`` and ``chroma_accuracy``: the two metrics of HEAR's
+  nsynth_pitch task, but read off the same regression (HEAR's own protocol
+  is the classifier of `HEAR_PITCH_TASKS`): the predicted MIDI number
   rounded to the nearest integer equals the true pitch, or equals it modulo 12
   (pitch class).
+
+HEAR pitch tasks (`HEAR_PITCH_TASKS`): the same two metrics as HEAR's
+nsynth_pitch task scores them (Turian et al. 2022), and as Kuroyanagi et al.
+2022 report them after CREPE (Kim et al. 2018): read off a CLASSIFIER over the
+`NUM_MIDI_PITCHES` MIDI numbers, one softmax head trained on the note's
+``pitch`` that serves both:
+
+- ``hear_pitch_accuracy``: the head's argmax equals the true MIDI number;
+- ``hear_chroma_accuracy``: it equals it modulo 12 (the pitch class; an
+  octave error counts as right).
+
+`NOTE_TASKS` is `TASKS` followed by `HEAR_PITCH_TASKS`; `TASKS` stays the
+configs' default.
 
 Label tasks (`LABEL_TASKS`), on the ``label`` of images and videos, read off
 one softmax head: ``accuracy``, ``balanced_accuracy`` (the mean of the
@@ -24,6 +38,16 @@ Embeddings are standardised with the mean and std of the N training examples.
 Heads are trained full-batch with Adam for a fixed number of epochs (no early
 stopping on the test split); one fit is one jitted `lax.fori_loop`, so a probe
 takes well under a second on CPU.
+
+References:
+  Turian et al. HEAR: Holistic Evaluation of Audio Representations. NeurIPS
+  2021 Competitions and Demonstrations Track, PMLR 176, 2022 (nsynth_pitch:
+  pitch and chroma accuracy of a pitch classifier).
+  Kuroyanagi, Hayashi, Takeda, Toda. Self-Supervised Learning Method Using
+  Multiple Sampling Strategies for General-Purpose Audio Representation.
+  ICASSP 2022 (Table 1: NSynth pitch and chroma accuracy).
+  Kim, Salamon, Li, Bello. CREPE: A Convolutional Representation for Pitch
+  Estimation. ICASSP 2018.
 """
 
 from __future__ import annotations
@@ -40,6 +64,10 @@ import optax
 from sklearn import metrics as sk_metrics
 
 TASKS = ("family_accuracy", "instrument_accuracy", "pitch_mse", "pitch_accuracy", "chroma_accuracy")
+HEAR_PITCH_TASKS = ("hear_pitch_accuracy", "hear_chroma_accuracy")
+NOTE_TASKS = TASKS + HEAR_PITCH_TASKS
+# The classes of the HEAR pitch head: the MIDI numbers 0-127.
+NUM_MIDI_PITCHES = 128
 LABEL_TASKS = ("accuracy", "balanced_accuracy", "mean_auc")
 LOSSES = ("squared_error", "softmax", "sigmoid")
 PROBES = ("mlp", "linear")
@@ -214,10 +242,17 @@ def mean_auc(scores: np.ndarray, multi_hot: np.ndarray) -> float:
 
 
 def check_tasks(tasks) -> None:
-  """Tasks are a non-empty subset of `TASKS` or of `LABEL_TASKS`."""
-  if not tasks or (not set(tasks) <= set(TASKS) and not set(tasks) <= set(LABEL_TASKS)):
-    raise ValueError(f"unknown tasks {sorted(set(tasks) - set(TASKS) - set(LABEL_TASKS))} or a mix of note and label "
-                     f"tasks; tasks are among {TASKS} or among {LABEL_TASKS}.")
+  """Tasks are a non-empty subset of `NOTE_TASKS` or of `LABEL_TASKS`."""
+  if not tasks or (not set(tasks) <= set(NOTE_TASKS) and not set(tasks) <= set(LABEL_TASKS)):
+    raise ValueError(f"unknown tasks {sorted(set(tasks) - set(NOTE_TASKS) - set(LABEL_TASKS))} or a mix of note "
+                     f"and label tasks; tasks are among {NOTE_TASKS} or among {LABEL_TASKS}.")
+
+
+def hear_pitch_metrics(predicted: np.ndarray, true: np.ndarray) -> dict[str, float]:
+  """``hear_pitch_accuracy`` and ``hear_chroma_accuracy`` of predicted MIDI classes (integers)."""
+  predicted, true = np.asarray(predicted, np.int64), np.asarray(true, np.int64)
+  return {"hear_pitch_accuracy": float(np.mean(predicted == true)),
+          "hear_chroma_accuracy": float(np.mean(predicted % 12 == true % 12))}
 
 
 def score_tasks(fit, train_labels: dict, test_labels: dict, *, tasks, num_families: int = 0,
@@ -229,13 +264,20 @@ def score_tasks(fit, train_labels: dict, test_labels: dict, *, tasks, num_famili
       head (or a network) trained on the train examples with ``loss`` (one of
       `LOSSES`) and applied to the test examples.
     train_labels, test_labels: the examples' labels.
-    tasks: among `TASKS` (note labels; ``num_families``, ``num_instruments``)
-      or among `LABEL_TASKS` (``label`` or a multi-hot ``labels``;
-      ``num_classes``); a single-label source also gets its ``confusion``.
+    tasks: among `NOTE_TASKS` (note labels; ``num_families``,
+      ``num_instruments``) or among `LABEL_TASKS` (``label`` or a multi-hot
+      ``labels``; ``num_classes``); a single-label source also gets its
+      ``confusion``.
 
   The pitch regression is fitted on the MIDI number standardised with the
   train mean and std (unit-scale targets suit Adam's step size), and serves
-  ``pitch_mse``, ``pitch_accuracy`` and ``chroma_accuracy``.
+  ``pitch_mse``, ``pitch_accuracy`` and ``chroma_accuracy``. The HEAR pitch
+  tasks share one softmax head over the `NUM_MIDI_PITCHES` MIDI numbers,
+  fitted on the integer pitch; its argmax is the predicted pitch.
+
+  Raises:
+    ValueError: for unknown tasks or a mix of note and label tasks; for HEAR
+      pitch tasks, a train pitch outside ``[0, NUM_MIDI_PITCHES)``.
   """
   check_tasks(tasks)
   if set(tasks) <= set(LABEL_TASKS):
@@ -257,6 +299,13 @@ def score_tasks(fit, train_labels: dict, test_labels: dict, *, tasks, num_famili
     center, scale = float(pitch.mean()), float(pitch.std()) or 1.0
     predicted = fit((pitch - center) / scale, "squared_error", 1)[:, 0] * scale + center
     results.update({k: v for k, v in pitch_metrics(predicted, test_labels["pitch"]).items() if k in tasks})
+  if set(HEAR_PITCH_TASKS) & set(tasks):
+    pitch = np.asarray(train_labels["pitch"])
+    if pitch.size and (pitch.min() < 0 or pitch.max() >= NUM_MIDI_PITCHES):
+      raise ValueError(f"HEAR pitch tasks classify MIDI numbers in [0, {NUM_MIDI_PITCHES}), got train pitches in "
+                       f"[{pitch.min()}, {pitch.max()}].")
+    predicted = np.argmax(fit(pitch, "softmax", NUM_MIDI_PITCHES), axis=-1)
+    results.update({k: v for k, v in hear_pitch_metrics(predicted, test_labels["pitch"]).items() if k in tasks})
   return results
 
 
@@ -265,8 +314,8 @@ def evaluate_tasks(seed: int, train_x: np.ndarray, train_labels: dict, test_x: n
                    probe: ProbeConfig = ProbeConfig(), tasks=TASKS) -> dict[str, float]:
   """Every task's test metric for one seed: heads trained on ``train_x``, scored on ``test_x`` (`score_tasks`).
 
-  Note tasks (`TASKS`) read the note labels and need ``num_families`` and
-  ``num_instruments``; label tasks (`LABEL_TASKS`) read ``label`` (or
+  Note tasks (`NOTE_TASKS`) read the note labels and need ``num_families``
+  and ``num_instruments``; label tasks (`LABEL_TASKS`) read ``label`` (or
   ``labels``) and need ``num_classes``, and a single-label source also gets
   its ``confusion`` matrix (`label_metrics`); one call takes tasks of one kind.
   """

@@ -1,8 +1,10 @@
 """What the per-patch backbones (`alexnet`, `resnet`) share: strides, fc6, and their checks.
 
-Every backbone maps ONE patch to ``(fc6, conv)`` (see `alexnet.AlexNet`): its
-sizes extend `Size`, it rejects patches smaller than the product of its
-strides with `check_patch_shape`, and it ends in `fc6_and_pooled_conv`.
+Every backbone maps ONE patch to ``(fc6, conv)`` (see `alexnet.AlexNet`), or
+with ``feature_map=True`` to its last feature map: its sizes extend `Size`, it
+rejects patches smaller than the product of its strides with
+`check_patch_shape`, and it ends in `fc6_and_pooled_conv` (`pool_map` pools a
+map the same way).
 """
 
 from __future__ import annotations
@@ -121,7 +123,12 @@ def fc6_and_pooled_conv(x: jax.Array, conv: jax.Array, size: Size,
     dropout; and ``(batch, 2 * c)``, ``conv`` averaged then maxed over its
     positions.
   """
-  conv = jnp.concatenate([conv.mean(axis=(-3, -2)), conv.max(axis=(-3, -2))], axis=-1)
+  conv = pool_map(conv)
   x = x.reshape(x.shape[:-3] + (-1,))  # (batch, h * w * c)
   x = nn.relu(nn.Dense(size.patch_features, kernel_init=nn.initializers.he_normal(), name="fc6")(x))
   return nn.Dropout(size.dropout_rate, deterministic=not train)(x), conv
+
+
+def pool_map(conv: jax.Array) -> jax.Array:
+  """``(..., h, w, c)`` -> ``(..., 2 * c)``: the map averaged, then maxed, over its positions."""
+  return jnp.concatenate([conv.mean(axis=(-3, -2)), conv.max(axis=(-3, -2))], axis=-1)

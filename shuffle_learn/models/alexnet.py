@@ -101,6 +101,16 @@ class AlexNetSize(_backbone.Size):
         shape = [(s - min(self.pool_window, s)) // min(self.pool_stride, s) + 1 for s in shape]
     return shape[0], shape[1]
 
+  def conv_map_shape(self, height: int, width: int) -> Optional[tuple[int, int]]:
+    """Spatial shape of the last convolution's map before its pool (`AlexNet` with ``feature_map=True``).
+
+    `feature_map_shape` without the last convolution's pool, or None if the
+    patch is too small. The same as `feature_map_shape` when no pool follows
+    the last convolution.
+    """
+    before_last = dataclasses.replace(self, pool_after=self.pool_after[:-1] + (False,))
+    return before_last.feature_map_shape(height, width)
+
   def min_patch_shape(self) -> tuple[int, int]:
     """Smallest ``(height, width)`` accepted: the product of the conv strides per axis."""
     return _backbone.strides_product(self.strides)
@@ -148,6 +158,9 @@ TINY = AlexNetSize(
 class AlexNet(nn.Module):
   """AlexNet-style backbone for ONE patch: conv stack, flatten, fc6.
 
+  With ``feature_map=True`` it stops at the last convolution's activation map
+  (the per-frame embeddings of `shuffle_learn.models.cfn.CFN.frame_embed`).
+
   Attributes:
     size: the layer sizes.
   """
@@ -155,18 +168,25 @@ class AlexNet(nn.Module):
   size: AlexNetSize
 
   @nn.compact
-  def __call__(self, x: jax.Array, train: bool = False) -> tuple[jax.Array, jax.Array]:
-    """Maps patches to features.
+  def __call__(self, x: jax.Array, train: bool = False,
+               feature_map: bool = False) -> tuple[jax.Array, jax.Array] | jax.Array:
+    """Maps patches to features, or to the last convolution's map.
 
     Args:
       x: ``(batch, height, width, channels)`` patches.
       train: apply dropout (needs a ``'dropout'`` rng).
+      feature_map: return the last convolution's activation map instead, and
+        create no fc6 (its parameters, if ``init`` was called with
+        ``feature_map=False``, are left unused).
 
     Returns:
-      ``(fc6, conv)``: ``(batch, size.patch_features)`` after fc6, ReLU and
-      dropout; and ``(batch, 2 * size.conv_channels)``, the last
-      convolution's activation (after its ReLU, before its pool) averaged and
-      maxed over the patch's positions.
+      With ``feature_map=False``, ``(fc6, conv)``: ``(batch,
+      size.patch_features)`` after fc6, ReLU and dropout; and ``(batch, 2 *
+      size.conv_channels)``, the last convolution's activation (after its
+      ReLU, before its pool) averaged and maxed over the patch's positions.
+      With ``feature_map=True``, that activation itself: ``(batch, h', w',
+      size.conv_channels)`` with ``(h', w') = size.conv_map_shape(height,
+      width)``.
     """
     size = self.size
     _backbone.check_patch_shape(size, x, f"size.strides {size.strides}")
@@ -182,4 +202,6 @@ class AlexNet(nn.Module):
         window = tuple(min(size.pool_window, s) for s in x.shape[-3:-1])
         strides = tuple(min(size.pool_stride, s) for s in x.shape[-3:-1])
         x = nn.max_pool(x, window, strides=strides, padding="VALID")
+    if feature_map:
+      return conv
     return _backbone.fc6_and_pooled_conv(x, conv, size, train)

@@ -23,8 +23,10 @@ ascending ranks should be ``perm + 1``, see `shuffle_learn.data.permutations`)
 or ``k`` for the fixed-permutation classification baseline (one logit per
 permutation of the set). `CFN.embed` returns the fc7 activation and
 `CFN.conv_embed` the pooled last-convolution features of every patch, the
-embedding we probe downstream (see its docstring); feed them unshuffled
-patches (the identity permutation).
+embedding we probe downstream (see its docstring), and `CFN.frame_embed` the
+last feature map of every patch averaged over frequency and arranged by time,
+the per-frame embedding of frame-level probes (sound event detection); feed
+them unshuffled patches (the identity permutation).
 
 Slot-specific scores: the patch features are concatenated in slot order, so the
 head sees which slot each feature came from and can output slot-specific
@@ -58,6 +60,7 @@ import jax
 import jax.numpy as jnp
 
 from shuffle_learn import _checks
+from shuffle_learn.models import _backbone
 from shuffle_learn.models import alexnet
 from shuffle_learn.models import resnet
 
@@ -107,6 +110,8 @@ class CFN(nn.Module):
     (32, 256)
     >>> model.apply(params, x, method=CFN.conv_embed).shape  # pooled conv3
     (32, 1280)
+    >>> model.apply(params, x, method=CFN.frame_embed).shape  # conv3 frames
+    (32, 25, 640)
   """
 
   size: BackboneSize
@@ -123,10 +128,12 @@ class CFN(nn.Module):
 
   def setup(self):
     # One backbone, its parameters broadcast over the patch axis (shared
-    # weights), an independent dropout mask per patch.
+    # weights), an independent dropout mask per patch. Its arguments are the
+    # patches and the backbone's ``train`` and ``feature_map`` flags, the
+    # flags broadcast (flax's vmap takes positional arguments only).
     self.backbone = nn.vmap(
         BACKBONES[type(self.size)],
-        in_axes=(1, None),
+        in_axes=(1, None, None),  # (patches, train, feature_map)
         out_axes=1,
         variable_axes={"params": None},
         split_rngs={"params": False, "dropout": True},
@@ -160,7 +167,7 @@ class CFN(nn.Module):
       ``(batch, n, size.patch_features)``; feature ``[:, j]`` depends on patch
       ``j`` only.
     """
-    return self.backbone(self._prepare(x), train)[0]
+    return self.backbone(self._prepare(x), train, False)[0]
 
   def conv_embed(self, x: jax.Array) -> jax.Array:
     """The convolutional embedding: every patch's last-convolution map, averaged and maxed over positions.
@@ -180,8 +187,49 @@ class CFN(nn.Module):
       ``(batch, n * 2 * size.conv_channels)``: per patch in slot order, the
       mean then the max of each channel.
     """
-    conv = self.backbone(self._prepare(x), False)[1]  # (batch, n, 2 * c)
+    # The last feature map, pooled as the backbone pools it: fc6 is not needed,
+    # so patches of any size (a longer clip) are embedded.
+    conv = _backbone.pool_map(self.backbone(self._prepare(x), False, True))  # (batch, n, 2 * c)
     return conv.reshape(conv.shape[0], -1)
+
+  def frame_embed(self, x: jax.Array, n_cols: int = 1) -> jax.Array:
+    """Per-frame embeddings for frame-level probes (sound event detection), context free.
+
+    Every patch goes through the shared backbone up to its last feature map
+    (`alexnet.AlexNet` or `resnet.ResNet` with ``feature_map=True``: the last
+    convolution's map after its ReLU and before its pool, or the last block's
+    output), ``(h', w', c)`` per patch, which is averaged over its height
+    (frequency within the patch) into ``w'`` frames of ``c`` features. The
+    patches are a row-major grid of ``n = n_rows * n_cols`` patches
+    (`shuffle_learn.data.patches.to_patches`: rows are frequency bands,
+    lowest first; columns are time segments, earliest first); the frames of
+    the columns are concatenated along time and the channels of the rows
+    along features:
+
+        out[b, col * w' + t, row * c + k] = mean_i map[b, row * n_cols + col, i, t, k]
+
+    Frame block ``col`` depends on the patches of column ``col`` only, and its
+    feature block ``row`` on patch ``(row, col)`` only.
+
+    Args:
+      x: ``(batch, n, height, width, channels)`` or ``(batch, n, height,
+        width)``, unshuffled (the identity permutation).
+      n_cols: patches along time; ``n`` must be a multiple of it. 1 (the
+        default) for frequency bands that each span the clip.
+
+    Returns:
+      ``(batch, n_cols * w', n_rows * c)`` float, with ``(h', w') =
+      size.conv_map_shape(height, width)`` and ``c = size.conv_channels``;
+      ``(batch, w', n * c)`` for ``n_cols=1``.
+    """
+    _checks.check_int("n_cols", n_cols, 1)
+    maps = self.backbone(self._prepare(x), False, True)  # (batch, n, h', w', c)
+    batch, n, _, width, channels = maps.shape
+    if n % n_cols:
+      raise ValueError(f"the number of patches must be a multiple of n_cols={n_cols}, got {n} patches.")
+    frames = maps.mean(axis=2).reshape(batch, n // n_cols, n_cols, width, channels)  # (batch, row, col, w', c)
+    frames = jnp.transpose(frames, (0, 2, 3, 1, 4))  # (batch, col, w', row, c)
+    return frames.reshape(batch, n_cols * width, (n // n_cols) * channels)
 
   def fc6_embed(self, x: jax.Array, *, train: bool = False) -> jax.Array:
     """Every patch's fc6 features (after ReLU), concatenated in slot order: ``(batch, n * size.patch_features)``.

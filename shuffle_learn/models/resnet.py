@@ -94,6 +94,10 @@ class ResNetSize(_backbone.Size):
       height, width = -(-height // stride_h), -(-width // stride_w)  # 'SAME': ceil(s / stride).
     return height, width
 
+  def conv_map_shape(self, height: int, width: int) -> Optional[tuple[int, int]]:
+    """Spatial shape of the last block's output (`ResNet` with ``feature_map=True``): `feature_map_shape`."""
+    return self.feature_map_shape(height, width)
+
   def min_patch_shape(self) -> tuple[int, int]:
     """Smallest ``(height, width)`` accepted: the product of the strides per axis."""
     return _backbone.strides_product(self.all_strides())
@@ -151,6 +155,9 @@ class ResidualBlock(nn.Module):
 class ResNet(nn.Module):
   """ResNet-style backbone for ONE patch: stem, residual stages, flatten, fc6.
 
+  With ``feature_map=True`` it stops at the last block's output map (the
+  per-frame embeddings of `shuffle_learn.models.cfn.CFN.frame_embed`).
+
   Attributes:
     size: the layer sizes.
   """
@@ -158,8 +165,14 @@ class ResNet(nn.Module):
   size: ResNetSize
 
   @nn.compact
-  def __call__(self, x: jax.Array, train: bool = False) -> tuple[jax.Array, jax.Array]:
-    """Maps patches to ``(fc6, conv)`` as `AlexNet.__call__` does; ``conv`` pools the last block's output."""
+  def __call__(self, x: jax.Array, train: bool = False,
+               feature_map: bool = False) -> tuple[jax.Array, jax.Array] | jax.Array:
+    """Maps patches to ``(fc6, conv)`` as `AlexNet.__call__` does; ``conv`` pools the last block's output.
+
+    With ``feature_map=True``, returns the last block's output map itself,
+    ``(batch, h', w', size.conv_channels)`` with ``(h', w') =
+    size.conv_map_shape(height, width)``, and creates no fc6.
+    """
     size = self.size
     _backbone.check_patch_shape(size, x, f"the strides {size.all_strides()} of the stem and stages")
     x = nn.Conv(size.stem_features, (3, 3), strides=_backbone.stride_pair(size.stem_stride), padding="SAME",
@@ -172,4 +185,6 @@ class ResNet(nn.Module):
       for j in range(blocks):
         x = ResidualBlock(features, _backbone.stride_pair(stride) if j == 0 else (1, 1), size.layer_norm,
                           name=f"stage{i}_block{j}")(x)
+    if feature_map:
+      return x
     return _backbone.fc6_and_pooled_conv(x, x, size, train)
