@@ -140,8 +140,14 @@ def task_config(config, task: str) -> ml_collections.ConfigDict:
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
-  """Checks every field of a suite config (``experiments/configs/audio_suite.py``); errors name the field."""
+  """Checks every field of a suite config (``experiments/configs/audio_suite.py``); errors name the field.
+
+  Raises:
+    ValueError: a bad field, named.
+    ImportError: a package a source needs is missing (the message says what to pip install).
+  """
   config_lib.validate(config.pretrain, "config.pretrain")
+  sources.check_packages(config.pretrain)
   methods = tuple(_checks.get(config, "methods"))
   if len(set(methods)) != len(methods):
     raise ValueError(f"config.methods has repeated entries: {methods!r}.")
@@ -182,6 +188,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
                        f"{source!r} carries {sources.SOURCES[source].labels}.")
     with _checks.prefixed(path):
       sources.SOURCES[source].check(labelled.data)
+    sources.check_packages(labelled)
     for method in methods:  # Every encoder takes the task's clips.
       run_config = method_config(config, method)
       run_config.features.seconds = settings.seconds

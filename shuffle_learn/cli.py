@@ -73,7 +73,8 @@ def run(fn: Callable[[Any, str], Any], *, config: str, validate: Callable[[Any],
     fn: the importable function of the entry point.
     config: the default config file.
     validate: checks the whole config before ``fn`` runs (raises ValueError
-      naming the field).
+      naming the field, or ImportError naming a missing package). Either,
+      or an ImportError from ``fn``, ends the program with one line.
     print_result: print what ``fn`` returns, as JSON.
     workdir_help: the ``--workdir`` flag's help.
   """
@@ -113,9 +114,12 @@ def run(fn: Callable[[Any, str], Any], *, config: str, validate: Callable[[Any],
     if validate is not None:
       try:
         validate(value)
-      except ValueError as e:
+      except (ValueError, ImportError) as e:
         fail(str(e))
-    result = fn(value, workdir_flag.value)
+    try:
+      result = fn(value, workdir_flag.value)
+    except ImportError as e:  # A missing optional package: its message says what to install.
+      fail(str(e))
     if print_result:
       print(json.dumps(result, indent=2, default=str))
 

@@ -224,4 +224,8 @@ def write_suite(workdir: str, results: dict) -> None:
         ax.bar(k, value["mean"], yerr=value["std"], capsize=2, color=colors[k % len(colors)], label=r)
       ax.set_xticks([])
       ax.set_title(f"{column}\n({probe})", fontsize=8)
-  save_figure(fig, axes, os.path.join(workdir, "results.png"))
+  handles, labels = axes[0][0].get_legend_handles_labels()
+  fig.legend(handles, labels, loc="center right", fontsize=8)  # Beside the panels, over no bar.
+  fig.tight_layout(rect=(0, 0, 0.88, 1))
+  fig.savefig(os.path.join(workdir, "results.png"), dpi=110)
+  plt.close(fig)

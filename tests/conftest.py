@@ -18,3 +18,15 @@ def x64():
   """float64 for one test; the previous setting is restored after it."""
   with jax.enable_x64(True):
     yield
+
+
+@pytest.fixture(scope="module")
+def tiny_experiment():
+  """The tiny config's CFN, its initial parameters and its input (4 bands of 8 mel bins over 0.5 s)."""
+  from experiments.configs import tiny  # pylint: disable=g-import-not-at-top
+  from shuffle_learn import pretext as pretext_lib  # pylint: disable=g-import-not-at-top
+  config = tiny.get_config()
+  pretext = pretext_lib.from_config(config)
+  model = pretext.make_model(config)
+  params = model.init(jax.random.key(0), pretext.patches(pretext.input.dummy()), train=False)
+  return model, params, pretext.input

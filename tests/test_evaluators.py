@@ -3,14 +3,10 @@
 import io
 import zipfile
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from experiments.configs import tiny
-from shuffle_learn import models
-from shuffle_learn import pretext as pretext_lib
 from shuffle_learn.data import frontend
 from shuffle_learn.data import schema
 from shuffle_learn.evaluators import embeddings
@@ -270,16 +266,6 @@ def test_logmel_embedder_is_the_mean_and_std_over_time(rng):
   other = audio.copy()
   other[:, NOTE_SAMPLES:] = rng.standard_normal((3, 800))
   np.testing.assert_array_equal(embed(other), out)
-
-
-@pytest.fixture(scope="module")
-def tiny_experiment():
-  """The tiny config's model, its initial parameters and its input."""
-  config = tiny.get_config()
-  pretext = pretext_lib.from_config(config)
-  model = models.from_config(config, pretext.num_outputs)
-  params = model.init(jax.random.key(0), pretext.patches(pretext.input.dummy()), train=False)
-  return model, params, pretext.input
 
 
 @pytest.mark.parametrize("layer,method,dims", [("conv", cfn.CFN.conv_embed, 4 * 2 * 16),

@@ -13,9 +13,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from experiments.configs import tiny
-from shuffle_learn import models
-from shuffle_learn import pretext as pretext_lib
 from shuffle_learn.data import frontend
 from shuffle_learn.data import patches as patches_lib
 from shuffle_learn.evaluators import embeddings
@@ -309,16 +306,6 @@ def test_frame_embed_rejects_a_bad_n_cols(rng):
 
 # ----------------------------------------------------------------------------
 # embeddings.frame_embedder, embeddings.logmel_frame_embedder
-
-
-@pytest.fixture(scope="module")
-def tiny_experiment():
-  """The tiny config's model, its initial parameters and its input (4 bands of 8 mel bins over 0.5 s)."""
-  config = tiny.get_config()
-  pretext = pretext_lib.from_config(config)
-  model = models.from_config(config, pretext.num_outputs)
-  params = model.init(jax.random.key(0), pretext.patches(pretext.input.dummy()), train=False)
-  return model, params, pretext.input
 
 
 @pytest.mark.parametrize("n_rows,n_cols", [(None, None), (2, 2)], ids=["bands", "tiles"])

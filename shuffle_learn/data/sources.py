@@ -206,6 +206,31 @@ SOURCES = {
 }
 
 
+# The optional packages a source imports, each with the line that installs it (all are in the `tasks`
+# extra but tinysoundfont, which installs with --no-deps).
+PACKAGES = {
+    "gm_notes": (("tinysoundfont", "pip install --no-deps tinysoundfont"),),
+    "spoken_words": (("espeakng_loader", "pip install espeakng-loader"), ("soxr", "pip install soxr")),
+    "sound_events": (("soundfile", "pip install soundfile"), ("sed_eval", "pip install sed_eval"),
+                     ("scaper", "pip install jams pyloudnorm; pip install --no-deps scaper==1.6.5")),
+}
+
+
+def check_packages(config) -> None:
+  """Raises ImportError, naming the pip package, if a package the config's source needs is missing.
+
+  For ``audio_mix``, the packages of every source it mixes. Called before a
+  long job starts, so that it fails at once rather than after pre-training.
+  """
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  names = tuple(config.data.mix) if config.data.source == "audio_mix" else (config.data.source,)
+  for name in names:
+    for module, install in PACKAGES.get(name, ()):
+      if importlib.util.find_spec(module) is None:
+        raise ImportError(f"config.data.source {name!r} needs the Python package {module!r}, which is not "
+                          f"installed: {install} (or pip install -e '.[tasks]').")
+
+
 def make_source(config, split: str):
   """The config's source for ``split`` ("train", "valid" or "test")."""
   return SOURCES[config.data.source].build(config, split)

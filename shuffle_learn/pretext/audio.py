@@ -39,6 +39,13 @@ NORMALIZATIONS = ("none", "example")
 NORMALIZE_EPS = 1e-6
 
 
+def standardize(spec: jax.Array) -> jax.Array:
+  """Every spectrogram ``(..., a, b)`` minus its mean over the last two axes, over ``sqrt(var + NORMALIZE_EPS)``."""
+  mean = spec.mean(axis=(-2, -1), keepdims=True)
+  var = spec.var(axis=(-2, -1), keepdims=True)
+  return (spec - mean) * jax.lax.rsqrt(var + NORMALIZE_EPS)
+
+
 @dataclasses.dataclass(frozen=True)
 class AudioInput:
   """Notes -> spectrogram patches. The defaults are those of ``experiments/configs/default.py``.
@@ -125,11 +132,7 @@ class AudioInput:
     else:
       spec = frontend.log_spectrogram(audio, sample_rate=self.sample_rate, fft_size=self.fft_size)
     spec = jnp.swapaxes(spec, -1, -2)  # (..., frequency, time), lowest frequency first.
-    if self.normalization == "example":
-      mean = spec.mean(axis=(-2, -1), keepdims=True)
-      var = spec.var(axis=(-2, -1), keepdims=True)
-      spec = (spec - mean) * jax.lax.rsqrt(var + NORMALIZE_EPS)
-    return spec
+    return standardize(spec) if self.normalization == "example" else spec
 
   def __call__(self, audio: jax.Array, key: jax.Array | None = None) -> jax.Array:
     """``(batch, samples)`` audio -> patches ``(batch, n, h, w, 1)`` in order; ``key`` is unused (no augmentation)."""

@@ -57,7 +57,7 @@ References:
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar, Mapping
+from typing import ClassVar, Mapping
 
 import jax
 import jax.numpy as jnp
@@ -67,12 +67,11 @@ from shuffle_learn import _checks
 from shuffle_learn.data import frontend
 from shuffle_learn.data import schema
 from shuffle_learn.models import sampling as sampling_model
+from shuffle_learn.pretext import audio as audio_input
 from shuffle_learn.pretext import contrastive
 
 LOSSES = ("cola", "frame", "pitch", "multi_sampling")
 SIMILARITIES = ("bilinear", "cosine")
-NORMALIZATIONS = ("none", "example")
-NORMALIZE_EPS = 1e-6  # As `shuffle_learn.pretext.audio`.
 # The ``config.pretext`` fields the peer objectives read.
 FIELDS = ("alpha", "beta", "similarity", "temperature", "frame_m", "min_shift", "max_shift", "segment_frames")
 
@@ -109,7 +108,7 @@ class SegmentsInput:
     _checks.check_number("seconds", self.seconds, 0.0, strict=True)
     _checks.check_int("num_mel_bins", self.num_mel_bins, 1)
     _checks.check_int("fft_size", self.fft_size, 400)
-    _checks.check_choice("normalization", self.normalization, NORMALIZATIONS)
+    _checks.check_choice("normalization", self.normalization, audio_input.NORMALIZATIONS)
     _checks.check_int("segment_frames", self.segment_frames, 1)
     frames = self.clip_frames
     if frames < self.segment_frames:
@@ -132,11 +131,7 @@ class SegmentsInput:
   def log_mel(self, magnitudes: jax.Array) -> jax.Array:
     """Magnitudes ``(..., frames, bins)`` -> the log-mel ``(..., frames, num_mel_bins)``, standardised if asked."""
     spec = frontend.log_mel_from_magnitude(magnitudes, sample_rate=self.sample_rate, num_mel_bins=self.num_mel_bins)
-    if self.normalization == "example":
-      mean = spec.mean(axis=(-2, -1), keepdims=True)
-      var = spec.var(axis=(-2, -1), keepdims=True)
-      spec = (spec - mean) * jax.lax.rsqrt(var + NORMALIZE_EPS)
-    return spec
+    return audio_input.standardize(spec) if self.normalization == "example" else spec
 
   def spectrogram(self, audio: jax.Array) -> jax.Array:
     """A whole clip's log-mel ``(batch, frames, num_mel_bins)``: the encoder's input downstream."""
