@@ -394,9 +394,11 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   start = time.perf_counter()
   os.makedirs(workdir, exist_ok=True)
   rows = [pretrain(config, method, workdir) for method in config.methods] + baseline_rows(config)
+  print(f"[suite] pre-training done at {time.perf_counter() - start:.0f} s", flush=True)
   methods, tasks = {row.name: {} for row in rows}, {}
   for task in config.eval.tasks:
     by_row, tasks[task] = evaluate_task(config, task, rows, workdir)
+    print(f"[suite] {task} done at {time.perf_counter() - start:.0f} s", flush=True)
     for name, by_probe in by_row.items():
       for kind, values in by_probe.items():
         methods[name].setdefault(kind, {}).update({f"{task}: {m}": v for m, v in values.items()})

@@ -74,13 +74,13 @@ def get_config() -> config_dict.ConfigDict:
   config.eval.learning_rate = 3e-3
   config.eval.weight_decay = 1e-4
   config.eval.pitch = config_dict.ConfigDict({
-      "data": {"source": "gm_notes"}, "seconds": 1.0, "n_train": 1000, "pool_examples": 3000,
+      "data": {"source": "gm_notes"}, "seconds": 1.0, "n_train": 1000, "pool_examples": 2000,
       "test_examples": 1000})
   # 10 clips per word: at N = 1000 every encoder is above 0.92 (docs/results/README.md), too near the ceiling.
   config.eval.words = config_dict.ConfigDict({
       "data": {"source": "spoken_words"}, "seconds": 1.0, "n_train": 100, "pool_examples": 3640,
       "test_examples": 0})
   config.eval.events = config_dict.ConfigDict({
-      "data": {"source": "sound_events", "num_clips": (300, 20, 200)}, "seconds": 4.0, "n_train": 300,
-      "pool_examples": 300, "test_examples": 200})
+      "data": {"source": "sound_events", "num_clips": (300, 20, 200)}, "seconds": 4.0, "n_train": 200,
+      "pool_examples": 200, "test_examples": 200})
   return config
