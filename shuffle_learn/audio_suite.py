@@ -16,8 +16,8 @@ already done in ``workdir``:
 2. embed every task's labelled examples with every checkpoint and baseline
    (``random_embedding``: the untrained CFN of ``config.pretrain``;
    ``random_sampling_net``: the peers' network of ``config.pretrain``'s
-   ``model.size``, untrained;
-   ``logmel_baseline``: log-mel statistics), cached in ``workdir/embeddings``:
+   ``model.size``, untrained; ``pretrained``: the shipped model,
+   `shuffle_learn.pretrained`; ``logmel_baseline``: log-mel statistics), cached in ``workdir/embeddings``:
    clip embeddings for ``pitch`` (gm_notes: HEAR nsynth_pitch's pitch and
    chroma accuracy of a pitch classifier, and family / instrument accuracy)
    and ``words`` (spoken_words: accuracy on voices never heard in training),
@@ -70,6 +70,7 @@ from shuffle_learn import config as config_lib
 from shuffle_learn import job
 from shuffle_learn import metrics as metrics_lib
 from shuffle_learn import pretext as pretext_lib
+from shuffle_learn import pretrained
 from shuffle_learn import report
 from shuffle_learn import train
 from shuffle_learn.data import sources
@@ -85,7 +86,7 @@ TASKS = {
     "words": ("classes", ("accuracy",)),
     "events": ("frames", ("event_onset_f1", "segment_f1")),
 }
-BASELINES = ("random_embedding", "random_sampling_net", "logmel_baseline")
+BASELINES = ("random_embedding", "random_sampling_net", "logmel_baseline", "pretrained")
 
 # Kuroyanagi et al. 2022, Table 1: a linear classifier on frozen embeddings of
 # EfficientNet-B0 pre-trained on 18,939 AudioSet clips (250 epochs, batch 1024).
@@ -310,6 +311,14 @@ def baseline_rows(config) -> list[Row]:
                     _sampling_embedders(base.model, params, base.pretext.input),
                     {"kind": "baseline", "encoder": _encoder_name(base.config, base.pretext) + ", untrained",
                      "parameters": _count(params), "steps": 0, "examples_seen": 0, "train_seconds": 0.0}))
+  if "pretrained" in config.baselines:  # The shipped model (`shuffle_learn.pretrained`).
+    saved_config, params, step = checkpoints.load_checkpoint(pretrained.path())
+    pretext = pretext_lib.from_config(saved_config)
+    rows.append(Row("pretrained", f"pretrained-step{step}",
+                    _cfn_embedders(pretext.make_model(saved_config), params, pretext.input, config.eval.embedding),
+                    {"kind": "baseline", "encoder": _encoder_name(saved_config, pretext) + ", the shipped model",
+                     "parameters": _count(params), "steps": step,
+                     "examples_seen": step * saved_config.train.batch_size, "train_seconds": 0.0}))
   if "logmel_baseline" in config.baselines:
     bins = config.pretrain.features.num_mel_bins
     rows.append(Row("logmel_baseline", f"logmel_baseline-pool{LOGMEL_FRAME_POOL}", _logmel_embedders(bins),

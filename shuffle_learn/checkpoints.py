@@ -32,6 +32,9 @@ from shuffle_learn import config as config_lib
 CONFIG_FILE = "config.json"
 CHECKPOINT_DIR = "checkpoints"
 DAMAGED_DIR = "damaged_checkpoints"
+# An exported model (`export`): config.json, the parameters and their step, without Orbax or the optimiser.
+PARAMS_FILE = "params.msgpack"
+STEP_FILE = "step.json"
 
 _log = logging.getLogger(__name__)
 
@@ -64,8 +67,11 @@ def check_resumable(workdir: str, config) -> None:
   unread = set()
   if saved.get("pretext.loss") == current.get("pretext.loss"):
     unread = config_lib.unread_fields(saved_config)
+  resumable = config_lib.RESUMABLE_FIELDS
+  if saved.get("train.schedule") == "cosine":  # The schedule decays over num_steps.
+    resumable = resumable - {"train.num_steps"}
   changed = sorted(k for k in saved.keys() | current.keys()
-                   if k not in config_lib.RESUMABLE_FIELDS | unread and saved.get(k) != current.get(k))
+                   if k not in resumable | unread and saved.get(k) != current.get(k))
   if changed:
     details = ", ".join(f"config.{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in changed)
     raise ValueError(f"{workdir} holds a run with another config ({details}); use a new workdir.")
@@ -186,6 +192,8 @@ def load_checkpoint(workdir: str, step: int | None = None) -> tuple[ml_collectio
     ValueError: the checkpoint is damaged (naming its directory).
   """
   config = read_config(workdir)
+  if os.path.exists(os.path.join(workdir, PARAMS_FILE)):
+    return config, *_read_export(workdir, step)
   with manager(workdir) as checkpoints:
     steps = checkpoints.all_steps()
     if not steps or (step is not None and step not in steps):
@@ -195,3 +203,37 @@ def load_checkpoint(workdir: str, step: int | None = None) -> tuple[ml_collectio
                              step=step)
   params = jax.tree.map(np.asarray, restored["state"]["params"])
   return config, params, int(step)
+
+
+def export(workdir: str, out_dir: str, step: int | None = None) -> int:
+  """Writes a run's parameters at ``step`` (None: the newest intact) to ``out_dir``; returns the step.
+
+  ``out_dir`` gets ``config.json``, ``params.msgpack`` (`flax.serialization`'s
+  msgpack of the parameter tree) and ``step.json``: what `load_checkpoint`
+  reads, with no optimiser state or Orbax files (the shipped model,
+  `shuffle_learn.pretrained`, is one).
+  """
+  from flax import serialization  # pylint: disable=g-import-not-at-top
+  config, params, step = load_checkpoint(workdir, step)
+  os.makedirs(out_dir, exist_ok=True)
+  shutil.copyfile(os.path.join(workdir, CONFIG_FILE), os.path.join(out_dir, CONFIG_FILE))
+  with open(os.path.join(out_dir, PARAMS_FILE), "wb") as f:
+    f.write(serialization.msgpack_serialize(params))
+  with open(os.path.join(out_dir, STEP_FILE), "w") as f:
+    json.dump({"step": step}, f)
+  return step
+
+
+def _read_export(directory: str, step: int | None) -> tuple[Any, int]:
+  from flax import serialization  # pylint: disable=g-import-not-at-top
+  path = os.path.join(directory, PARAMS_FILE)
+  try:
+    with open(os.path.join(directory, STEP_FILE)) as f:
+      saved = int(json.load(f)["step"])
+    with open(path, "rb") as f:
+      params = serialization.msgpack_restore(f.read())
+  except (OSError, ValueError, KeyError, TypeError) as e:
+    raise ValueError(f"{directory} holds a damaged exported model ({type(e).__name__}: {e}).") from None
+  if step is not None and step != saved:
+    raise FileNotFoundError(f"no checkpoint at step {step} in {directory} (an exported model of step {saved}).")
+  return jax.tree.map(np.asarray, params), saved

@@ -69,8 +69,14 @@ def _check_train(config, path: str) -> None:
     _checks.check_number("learning_rate", get("learning_rate"), 0.0, strict=True)
     _checks.check_int("warmup_steps", get("warmup_steps"), 0)
     _checks.check_number("grad_clip_norm", get("grad_clip_norm"), 0.0)
-    _checks.check_int("num_steps", get("num_steps"), 1)
-    _checks.check_number("num_epochs", get("num_epochs"), 0.0)
+    num_steps = _checks.check_int("num_steps", get("num_steps"), 1)
+    num_epochs = _checks.check_number("num_epochs", get("num_epochs"), 0.0)
+    if _checks.check_choice("schedule", get("schedule"), ("constant", "cosine")) == "cosine":
+      if num_epochs:
+        raise ValueError(f"schedule='cosine' decays over num_steps; set num_epochs=0, got {num_epochs!r}.")
+      if num_steps <= get("warmup_steps"):
+        raise ValueError(f"schedule='cosine' needs num_steps > warmup_steps, got {num_steps} and "
+                         f"{get('warmup_steps')}.")
     for name in ("log_every", "eval_every", "checkpoint_every", "keep_checkpoints"):
       _checks.check_int(name, get(name), 1)
     _checks.check_int("eval_examples", get("eval_examples"), batch_size)

@@ -56,6 +56,7 @@ from shuffle_learn import config as config_lib
 from shuffle_learn import metrics as metrics_lib
 from shuffle_learn import models
 from shuffle_learn import pretext as pretext_lib
+from shuffle_learn import pretrained
 from shuffle_learn import report
 from shuffle_learn import train
 from shuffle_learn.data import sources
@@ -64,8 +65,8 @@ from shuffle_learn.evaluators import embeddings as embeddings_lib
 from shuffle_learn.evaluators import probes
 from shuffle_learn.evaluators import supervised as supervised_lib
 
-BASELINES = ("random_embedding", "logmel_baseline", "supervised")
-AUDIO_ONLY = ("logmel_baseline",)
+BASELINES = ("random_embedding", "logmel_baseline", "supervised", "pretrained")
+AUDIO_ONLY = ("logmel_baseline", "pretrained")
 
 
 def tasks_of(source: str) -> tuple[str, ...]:
@@ -90,6 +91,11 @@ def validate(config: ml_collections.ConfigDict) -> None:
                            tuple(b for b in BASELINES if b not in AUDIO_ONLY))
   if not config.methods and not config.baselines:
     raise ValueError("config.methods and config.baselines are both empty: nothing to evaluate.")
+  if "pretrained" in config.baselines:
+    seconds = checkpoints.read_config(pretrained.path()).features.seconds
+    if seconds != _checks.get(config, "pretrain.features.seconds"):
+      raise ValueError(f"config.baselines: 'pretrained' embeds {seconds} s clips, config.pretrain.features.seconds "
+                       f"is {config.pretrain.features.seconds}.")
   eval_config = _checks.get(config, "eval")
   with _checks.prefixed("config.eval"):
     n_train = _checks.check_ints("n_train", tuple(_checks.get(eval_config, "n_train", "")), 2, 10**9)
@@ -235,6 +241,11 @@ def _embedders(config, workdir: str, base: train.Experiment) -> tuple[dict, dict
     params = base.init(config.pretrain.seed).params
     embedders[f"random_embedding-seed{config.pretrain.seed}-{layer}"] = (
         "random_embedding", embeddings_lib.cfn_embedder(base.model, params, base.pretext.input, layer))
+  if "pretrained" in config.baselines:  # Audio only (`validate`): the shipped model.
+    run_config, params, step = checkpoints.load_checkpoint(pretrained.path())
+    run_pretext = pretext_lib.from_config(run_config)
+    embedders[f"pretrained-step{step}-{layer}"] = ("pretrained", embeddings_lib.cfn_embedder(
+        run_pretext.make_model(run_config), params, run_pretext.input, layer))
   if "logmel_baseline" in config.baselines:  # Audio only (`validate`).
     embedders["logmel_baseline"] = ("logmel_baseline", embeddings_lib.logmel_embedder(
         base.pretext.input.num_samples, config.pretrain.features.num_mel_bins))

@@ -129,14 +129,20 @@ class Experiment:
 
 
 def make_optimizer(config) -> optax.GradientTransformation:
-  """Adam; the learning rate rises linearly over ``warmup_steps`` then stays constant.
+  """Adam; the learning rate rises linearly over ``warmup_steps``, then stays constant or follows a cosine.
 
-  A constant rate (no decay tied to ``num_steps``) lets a finished run be
-  extended by resuming it with a larger ``num_steps``.
+  ``train.schedule="constant"`` (no decay tied to ``num_steps``) lets a
+  finished run be extended by resuming it with a larger ``num_steps``;
+  ``"cosine"`` decays the rate to 0 at ``num_steps`` (Loshchilov & Hutter
+  2017), and such a run resumes only with its own ``num_steps``.
   """
   rate = config.train.learning_rate
-  if config.train.warmup_steps:
-    rate = optax.linear_schedule(rate / config.train.warmup_steps, rate, config.train.warmup_steps)
+  warmup = config.train.warmup_steps
+  if config.train.schedule == "cosine":
+    rate = optax.warmup_cosine_decay_schedule(rate / warmup if warmup else rate, rate, warmup,
+                                              config.train.num_steps, end_value=0.0)
+  elif warmup:
+    rate = optax.linear_schedule(rate / warmup, rate, warmup)
   adam = optax.adam(rate)
   if config.train.grad_clip_norm:
     return optax.chain(optax.clip_by_global_norm(config.train.grad_clip_norm), adam)

@@ -122,3 +122,28 @@ def test_the_train_step_is_traced_once_and_a_retrace_fails():
                                  {"audio": experiment.pretext.input.dummy(16)})
   with pytest.raises(AssertionError, match="traced > 1 times"):
     step(state, bigger, jax.random.key(0))
+
+
+def test_an_exported_model_loads_as_its_run(whole, tmp_path):
+  out = str(tmp_path / "exported")
+  assert checkpoints.export(whole, out) == 12
+  assert sorted(os.listdir(out)) == ["config.json", "params.msgpack", "step.json"]
+  config, params, step = checkpoints.load_checkpoint(whole)
+  config_e, params_e, step_e = checkpoints.load_checkpoint(out)
+  assert step_e == step and config_e == config
+  chex.assert_trees_all_equal(params_e, params)
+  assert all(isinstance(x, np.ndarray) for x in jax.tree.leaves(params_e))
+  assert checkpoints.load_checkpoint(out, 12)[2] == 12
+  with pytest.raises(FileNotFoundError, match="no checkpoint at step 10 .*exported model of step 12"):
+    checkpoints.load_checkpoint(out, 10)
+  with open(os.path.join(out, "params.msgpack"), "r+b") as f:
+    f.truncate(100)
+  with pytest.raises(ValueError, match="exported.*damaged exported model"):
+    checkpoints.load_checkpoint(out)
+
+
+def test_the_shipped_model_path_says_when_it_is_missing(tmp_path, monkeypatch):
+  from shuffle_learn import pretrained  # pylint: disable=g-import-not-at-top
+  monkeypatch.setattr(pretrained, "DIRECTORY", str(tmp_path))
+  with pytest.raises(FileNotFoundError, match="shipped model is missing"):
+    pretrained.path()

@@ -143,3 +143,19 @@ def test_bad_sweep_fails_at_start(tmp_path, sweep, message):
   with pytest.raises(ValueError, match=message):
     job_lib.run(ml_collections.ConfigDict(config), str(tmp_path))
   assert os.listdir(tmp_path) == []
+
+
+def test_the_shipped_model_is_probed_as_pretrained(job, tmp_path, monkeypatch):
+  from shuffle_learn import checkpoints, pretrained  # pylint: disable=g-import-not-at-top
+  workdir, results = job
+  shipped = str(tmp_path / "shipped")
+  checkpoints.export(os.path.join(workdir, "pretrain", "perturbed_fy"), shipped)
+  monkeypatch.setattr(pretrained, "DIRECTORY", shipped)
+  config = tiny_job_config()
+  config.methods, config.baselines = (), ("pretrained",)
+  again = job_lib.run(config, str(tmp_path / "job"))
+  # The shipped model here is the job's own checkpoint: the same embedding, the same scores.
+  assert again["methods"]["pretrained"] == results["methods"]["perturbed_fy"]
+  config.pretrain.features.seconds = 0.25
+  with pytest.raises(ValueError, match="'pretrained' embeds 0.5 s clips, config.pretrain.features.seconds is 0.25"):
+    job_lib.validate(config)

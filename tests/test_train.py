@@ -9,6 +9,7 @@ import time
 
 import chex
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import pytest
@@ -146,6 +147,33 @@ def test_killed_process_resumes_to_the_uninterrupted_parameters(tmp_path):
   assert_same_params(params_of(killed), params_of(whole))
 
 
+@pytest.mark.parametrize("schedule", ["constant", "cosine"])
+def test_the_learning_rate_schedule_is_the_closed_form(schedule):
+  # With a constant gradient every Adam update is -rate * (1 - eps-sized), so the updates read out the schedule.
+  config = tiny_config(train__num_steps=40, train__warmup_steps=10, train__learning_rate=1e-2,
+                       train__schedule=schedule)
+  optimizer = train.make_optimizer(config)
+  params = {"w": jnp.zeros(())}
+  state = optimizer.init(params)
+  rates = []
+  for _ in range(40):
+    updates, state = optimizer.update({"w": jnp.ones(())}, state, params)
+    rates.append(-float(updates["w"]))
+  t = np.arange(40)
+  expected = np.where(t < 10, 1e-3 + (1e-2 - 1e-3) * t / 10, 1e-2)  # optax's warm-up from rate / warmup_steps.
+  if schedule == "cosine":
+    expected = np.where(t < 10, expected, 0.5 * 1e-2 * (1 + np.cos(np.pi * (t - 10) / 30)))
+  np.testing.assert_allclose(rates, expected, rtol=1e-5, atol=1e-9)
+
+
+def test_a_cosine_run_resumes_only_with_its_own_length(tmp_path):
+  config = tiny_config(train__num_steps=6, train__eval_every=3, train__warmup_steps=2, train__schedule="cosine")
+  train.train_and_evaluate(config, str(tmp_path))
+  with pytest.raises(ValueError, match=r"config.train.num_steps: 6 -> 8.*new workdir"):
+    train.train_and_evaluate(tiny_config(train__num_steps=8, train__eval_every=3, train__warmup_steps=2,
+                                         train__schedule="cosine"), str(tmp_path))
+
+
 def test_a_workdir_refuses_another_config(tmp_path):
   config = tiny_config(train__num_steps=2, train__eval_every=2)
   train.train_and_evaluate(config, str(tmp_path))
@@ -196,6 +224,9 @@ BAD_VALUES = [
     ("data__num_threads", 0, "config.data.num_threads must be an integer >= 1"),
     ("data__velocities", (), "config.data.velocities"),
     ("data__soundfonts", None, "config.data.soundfonts must be a string"),
+    ("train__schedule", "linear", "config.train.schedule must be one of"),
+    ("train__num_epochs", 2.0, "config.train.schedule='cosine' decays over num_steps; set num_epochs=0"),
+    ("train__warmup_steps", 10**6, "config.train.schedule='cosine' needs num_steps > warmup_steps"),
 ]
 
 
@@ -205,6 +236,8 @@ def test_bad_config_values_fail_at_start_naming_the_field(field, value, message)
   values = tiny_config().to_dict()
   if field == "pretext__num_permutations":
     values["pretext"]["loss"] = "fixed_permutation"
+  if "cosine" in message:
+    values["train"]["schedule"] = "cosine"
   parent, name = field.split("__")
   values[parent][name] = value
   with pytest.raises(ValueError, match=message):

@@ -25,7 +25,7 @@ objectives' `pretext.*` and the mix's `data.*`):
   methods     pretext losses or names of `variants`, each pre-trained in its own run.
   variants    name -> fields of `pretrain` replaced (e.g. an ablation row of Table 1).
   baselines   among random_embedding (the CFN untrained), random_sampling_net (the peers'
-              network untrained), logmel_baseline.
+              network untrained), logmel_baseline, pretrained (the shipped model).
   eval.*      probes, seeds, and per task (eval.pitch, eval.words, eval.events)
               its data (fields of pretrain.data replaced), clip seconds, N,
               the train pool and the test examples.

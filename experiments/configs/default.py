@@ -60,8 +60,9 @@ def get_config() -> config_dict.ConfigDict:
 
   config.train = config_dict.ConfigDict()
   config.train.batch_size = 32             # Global batch, split over all devices and hosts.
-  config.train.learning_rate = 1e-4        # Adam, after a linear warm-up; constant afterwards.
+  config.train.learning_rate = 1e-4        # Adam, after a linear warm-up (peak rate).
   config.train.warmup_steps = 100
+  config.train.schedule = "constant"       # "constant" after warm-up, or "cosine" (to 0 at num_steps).
   config.train.grad_clip_norm = 0.0        # Global-norm clipping; 0 disables it.
   config.train.num_steps = 3000
   config.train.num_epochs = 0.0            # > 0: train this many epochs of the train split instead of num_steps.

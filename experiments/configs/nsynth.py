@@ -15,7 +15,8 @@ against 26.0 (README, Results; the run in docs/results/nsynth/).
 
 Fields beside `pretrain` (the training config, every field of `default.py`):
   methods     pretext losses to pre-train and evaluate, each in its own run.
-  baselines   among random_embedding, logmel_baseline, supervised.
+  baselines   among random_embedding, logmel_baseline, supervised, pretrained (the shipped
+              model, `shuffle_learn.pretrained`).
   eval.*      the downstream protocol; eval.data: fields of pretrain.data
               that differ for the labelled examples.
   sweep.*     optional: fields of `pretrain` (dotted, e.g. "pretext.n_rows") and
