@@ -30,3 +30,16 @@ def tiny_experiment():
   model = pretext.make_model(config)
   params = model.init(jax.random.key(0), pretext.patches(pretext.input.dummy()), train=False)
   return model, params, pretext.input
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory):
+  """The workdir of a 2-step run of the tiny config (a checkpoint at step 2)."""
+  from experiments.configs import tiny  # pylint: disable=g-import-not-at-top
+  from shuffle_learn import train  # pylint: disable=g-import-not-at-top
+  workdir = str(tmp_path_factory.mktemp("tiny_run"))
+  config = tiny.get_config()
+  config.train.num_steps = 2
+  config.train.eval_every = 2
+  train.train_and_evaluate(config, workdir)
+  return workdir

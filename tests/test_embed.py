@@ -4,25 +4,18 @@ import numpy as np
 import pytest
 import soundfile
 
-from experiments.configs import tiny
 from shuffle_learn import audio_io
 from shuffle_learn import checkpoints
 from shuffle_learn import embed
 from shuffle_learn import pretrained
-from shuffle_learn import train
 
 # Batches of other sizes are other XLA programs: float32 sums in another order.
 TOLERANCE = {"rtol": 1e-4, "atol": 1e-5}
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-  workdir = str(tmp_path_factory.mktemp("run"))
-  config = tiny.get_config()
-  config.train.num_steps = 2
-  config.train.eval_every = 2
-  train.train_and_evaluate(config, workdir)
-  return workdir
+def checkpoint(tiny_checkpoint):
+  return tiny_checkpoint
 
 
 @pytest.fixture(scope="module")

@@ -11,25 +11,18 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from experiments.configs import tiny
 from shuffle_learn import checkpoints
 from shuffle_learn import hear
 from shuffle_learn import pretrained
-from shuffle_learn import train
 
 LENGTHS = (1.07, 1.98, 2.74, 4.0)
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
+def exported(tiny_checkpoint, tmp_path_factory):
   """A tiny run of 2 steps, exported as the shipped model is."""
-  workdir = str(tmp_path_factory.mktemp("run"))
-  config = tiny.get_config()
-  config.train.num_steps = 2
-  config.train.eval_every = 2
-  train.train_and_evaluate(config, workdir)
   out = str(tmp_path_factory.mktemp("exported"))
-  checkpoints.export(workdir, out)
+  checkpoints.export(tiny_checkpoint, out)
   return out
 
 
