@@ -1,7 +1,8 @@
 """A run's directory: its written config, its Orbax checkpoints, and the rule for resuming it.
 
 A training workdir holds ``config.json`` (the run's config), ``checkpoints/<step>``
-(Orbax: the train state and the grain iterator's position) and the metrics.
+(Orbax: the train state and the grain iterator's position, `DataSave`) and the
+metrics. A checkpoint restores with any number of processes.
 `load_checkpoint` gives the config and parameters of a run to the evaluators
 and `shuffle_learn.embed` without importing the trainer.
 
@@ -16,12 +17,14 @@ afresh. With no intact step left, the error names every step directory.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
 import shutil
 from typing import Any, Callable, Mapping
 
+import grain
 import jax
 import ml_collections
 import numpy as np
@@ -37,6 +40,39 @@ PARAMS_FILE = "params.msgpack"
 STEP_FILE = "step.json"
 
 _log = logging.getLogger(__name__)
+
+
+class _DataHandler(grain.checkpoint.CheckpointHandler):
+  """grain's handler of an iterator's position, which a run of another number of processes restores too.
+
+  grain writes one ``process_<i>-of-<n>.json`` per process; every process of a
+  run stands at the same global batch (`shuffle_learn.data.loader`), so any
+  one of these files is the position of every process of any run.
+  """
+
+  def restore(self, directory, item=None, args=None):
+    own = directory / f"process_{jax.process_index()}-of-{jax.process_count()}.json"
+    saved = sorted(directory.glob("process_*-of-*.json"))
+    if own.exists() or not saved:
+      return super().restore(directory, item, args)
+    item = item or args.item
+    item.set_state(json.loads(saved[0].read_text()))
+    item.start_prefetch()
+    return item
+
+
+@ocp.args.register_with_handler(_DataHandler, for_save=True)
+@dataclasses.dataclass
+class DataSave(ocp.args.CheckpointArgs):
+  """Saves a grain iterator's position (the ``data`` item of a training checkpoint)."""
+  item: Any
+
+
+@ocp.args.register_with_handler(_DataHandler, for_restore=True)
+@dataclasses.dataclass
+class DataRestore(ocp.args.CheckpointArgs):
+  """Restores a grain iterator's position, saved with any number of processes."""
+  item: Any
 
 
 def flat(config) -> dict[str, Any]:
@@ -199,8 +235,10 @@ def load_checkpoint(workdir: str, step: int | None = None) -> tuple[ml_collectio
     if not steps or (step is not None and step not in steps):
       raise FileNotFoundError(f"no checkpoint{'' if step is None else f' at step {step}'} in {workdir} "
                               f"(checkpointed steps: {sorted(steps)}).")
-    step, restored = restore(checkpoints, workdir, lambda: ocp.args.Composite(state=ocp.args.StandardRestore()),
-                             step=step)
+    # On this process's first device where the devices that wrote it are not all here (another process count).
+    fallback = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    step, restored = restore(checkpoints, workdir, lambda: ocp.args.Composite(
+        state=ocp.args.StandardRestore(fallback_sharding=fallback)), step=step)
   params = jax.tree.map(np.asarray, restored["state"]["params"])
   return config, params, int(step)
 

@@ -111,6 +111,8 @@ def run(fn: Callable[[Any, str], Any], *, config: str, validate: Callable[[Any],
     if not flags.FLAGS["verbosity"].present:
       logging.set_verbosity(logging.WARNING)  # Orbax logs every save at INFO.
     value = config_flag.value
+    from shuffle_learn import parallel  # pylint: disable=g-import-not-at-top
+    parallel.maybe_initialize_distributed()  # Before `validate` counts the devices of all processes.
     if validate is not None:
       try:
         validate(value)

@@ -17,8 +17,17 @@ from jax.sharding import PartitionSpec as P
 
 
 def make_mesh() -> jax.sharding.Mesh:
-  """All devices (of all hosts) on one ``data`` axis."""
-  return jax.make_mesh((jax.device_count(),), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
+  """All devices (of all processes) on one ``data`` axis, process after process.
+
+  Process i's devices hold the i-th of `jax.process_count()` equal blocks of
+  every batch: the rows `shuffle_learn.data.loader.note_batches` gives it.
+  """
+  mesh = jax.make_mesh((jax.device_count(),), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
+  if jax.process_count() == 1:
+    return mesh
+  # jax.make_mesh may order devices for the interconnect (TPU rings); keep that order within each process.
+  devices = sorted(mesh.devices.flat, key=lambda device: device.process_index)
+  return jax.sharding.Mesh(np.array(devices), mesh.axis_names, axis_types=mesh.axis_types)
 
 
 def replicated(mesh: jax.sharding.Mesh) -> NamedSharding:
@@ -30,13 +39,14 @@ def batch_sharding(mesh: jax.sharding.Mesh) -> NamedSharding:
 
 
 def device_batch(input_, mesh: jax.sharding.Mesh, host_batch: Mapping[str, np.ndarray]) -> dict[str, jax.Array]:
-  """This host's part of a batch -> the global batch of the input's raw field, sharded over the mesh.
+  """This process's rows of a batch -> the global batch of the input's raw field, sharded over the mesh.
 
   Args:
     input_: a pretext input (`shuffle_learn.pretext.INPUTS`): which field to
       take and how (`input_.host`).
-    mesh: the device mesh.
-    host_batch: this host's examples.
+    mesh: the device mesh (`make_mesh`).
+    host_batch: this process's block of the global batch (`jax.process_index()`
+      -th of `jax.process_count()` equal blocks of rows).
   """
   raw = input_.host(host_batch)
   return {input_.raw_key: jax.make_array_from_process_local_data(batch_sharding(mesh), raw)}

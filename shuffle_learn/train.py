@@ -26,7 +26,10 @@ same clips (`shuffle_learn.pretext.sampling`).
   and TensorBoard (`shuffle_learn.metrics`).
 
 Multi-host: with ``JAX_COORDINATOR_ADDRESS`` set, `jax.distributed` is
-initialised; each host reads its shard of every global batch.
+initialised (`shuffle_learn.parallel.maybe_initialize_distributed`). Every
+process builds the same global batches and reads its own block of rows of each
+(`shuffle_learn.data.loader`), so a run of any number of processes takes the
+steps of one process, and its checkpoints restore with any number.
 
 References:
   Carr, Berthet, Blondel, Teboul, Zeghidour. Self-Supervised Learning of Audio
@@ -46,7 +49,6 @@ from typing import Any, Callable, Mapping
 
 import chex
 import flax
-import grain
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -195,7 +197,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   state = experiment.init(config.seed)
   manager = checkpoints.manager(workdir, config)
   restored = checkpoints.restore(manager, workdir, lambda: ocp.args.Composite(
-      state=ocp.args.StandardRestore(state), data=grain.checkpoint.CheckpointRestore(train_iter)), set_aside=True)
+      state=ocp.args.StandardRestore(state), data=checkpoints.DataRestore(train_iter)), set_aside=True)
   start = 0
   if restored is not None:
     start, items = restored
@@ -254,7 +256,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
       if step % config.train.checkpoint_every == 0 or step == last:
         pause()
         manager.save(step, args=ocp.args.Composite(
-            state=ocp.args.StandardSave(state), data=grain.checkpoint.CheckpointSave(train_iter)))
+            state=ocp.args.StandardSave(state), data=checkpoints.DataSave(train_iter)))
   finally:
     progress.close()
     manager.wait_until_finished()

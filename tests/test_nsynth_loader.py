@@ -93,11 +93,20 @@ def test_epochs_are_shuffled_differently():
   assert not np.array_equal(batches[0]["pitch"], batches[1]["pitch"])
 
 
-def test_hosts_read_disjoint_shards_covering_the_data():
-  seen = [np.concatenate([b["pitch"] for b in loader.note_batches(
-      _Notes(12), batch_size=2, seed=0, num_epochs=1, shard_index=i, shard_count=3)]) for i in range(3)]
-  assert sorted(np.concatenate(seen)) == list(range(12))
-  assert sorted(seen[1]) == [1, 4, 7, 10]
+def test_hosts_read_their_rows_of_the_one_host_batches():
+  """3 hosts reading 2 rows each together read the one-host batches of 6, and their positions are its."""
+  one = lambda **kw: iter(loader.note_batches(_Notes(14), batch_size=6, seed=0, shard_index=0, shard_count=1, **kw))
+  host = lambda i, **kw: iter(loader.note_batches(_Notes(14), batch_size=2, seed=0, shard_index=i, shard_count=3,
+                                                  **kw))
+  whole = [b["pitch"] for b in one(num_epochs=1)]
+  hosts = [[b["pitch"] for b in host(i, num_epochs=1)] for i in range(3)]
+  assert len(whole) == 2 and [len(h) for h in hosts] == [2, 2, 2]  # 14 notes: 2 batches of 6, 2 notes dropped.
+  for g, batch in enumerate(whole):
+    np.testing.assert_array_equal(np.concatenate([h[g] for h in hosts]), batch)
+  iterator, resumed, reference = host(1), one(), one()
+  next(iterator), next(reference)
+  resumed.set_state(iterator.get_state())
+  np.testing.assert_array_equal(next(resumed)["pitch"], next(reference)["pitch"])
 
 
 def test_restored_iterator_state_resumes_exactly():
@@ -131,6 +140,8 @@ def test_loader_rejects_bad_arguments():
     loader.note_batches(_Notes(4), batch_size=8, seed=0)
   with pytest.raises(ValueError, match="shard_index"):
     loader.note_batches(_Notes(4), batch_size=1, seed=0, shard_index=2, shard_count=2)
+  with pytest.raises(ValueError, match="drop_remainder"):
+    loader.note_batches(_Notes(4), batch_size=1, seed=0, drop_remainder=False, shard_index=0, shard_count=2)
   with pytest.raises(ValueError, match="no examples"):
     loader.note_batches(_Notes(0), batch_size=1, seed=0)
   with pytest.raises(ValueError, match="num_epochs"):

@@ -27,7 +27,9 @@ class Evaluator:
   Args:
     pretext: the task (`shuffle_learn.pretext.Pretext`).
     model: the pretext's network (the CFN, or `SamplingNet` for the peers).
-    batches: host batches of raw inputs, read once.
+    batches: this process's blocks of the global batches of raw inputs
+      (`shuffle_learn.data.sources.eval_batches`), read once; batch ``i`` is
+      the same global batch whatever the number of processes.
     seed: the run's seed; the batches' randomness comes from ``seed + 1``.
     mesh: the device mesh the batches are sharded over.
   """
