@@ -2,9 +2,10 @@
 
 Forward and forward+backward times of soft ranks (L2, KL) and perturbed ranks at
 batch x n = 256x10, 256x100, 64x1000, 16x10000 (``config.sizes``), in one run
-beside JAX's jitted argsort-of-argsort and, when installed, torchsort on the
-CPU (or the GPU). Prints a Markdown table of median times and ratios, and
-writes JSON, Markdown and a PNG plot.
+beside JAX's jitted argsort-of-argsort, XLA's sort alone (what bounds the large
+sizes) and, when installed, torchsort on the CPU (or the GPU). Prints a
+Markdown table of median times, their ratios to JAX's hard rank and to
+torchsort, and writes JSON, Markdown and a PNG plot.
 
   python -m benchmarks.ranking --workdir DIR [--config benchmarks/configs/ranking.py] [--config.reps=5]
 """
@@ -47,6 +48,7 @@ def jax_cases(x: jax.Array, key: jax.Array) -> dict:
   perturbed = lambda v: ranking.perturbed_ranks(key, v, num_perturbations=10, sigma=0.1)
   fns = {
       "jax argsort(argsort) fwd": jax.jit(lambda v: jnp.argsort(jnp.argsort(v, axis=-1), axis=-1)),
+      "jax sort fwd": jax.jit(lambda v: jnp.sort(v, axis=-1)),
       "hard_rank fwd": jax.jit(ranking.hard_rank),
       "soft_rank l2 fwd": jax.jit(soft_l2),
       "soft_rank l2 fwd+bwd": forward_backward(soft_l2),
@@ -122,15 +124,15 @@ def run(reps: int, torch_device: str, sizes) -> dict:
     row["ratio_to_jax_hard_rank"] = {name: ms / base for name, ms in row["ms"].items()}
     if "torchsort l2 fwd+bwd" in row["ms"]:
       row["ratio_to_torchsort"] = {
-          "soft_rank l2 fwd": row["ms"]["soft_rank l2 fwd"] / row["ms"]["torchsort l2 fwd"],
-          "soft_rank l2 fwd+bwd": row["ms"]["soft_rank l2 fwd+bwd"] / row["ms"]["torchsort l2 fwd+bwd"],
-          "soft_rank kl fwd+bwd": row["ms"]["soft_rank kl fwd+bwd"] / row["ms"]["torchsort kl fwd+bwd"],
+          f"soft_rank {op}": row["ms"][f"soft_rank {op}"] / row["ms"][f"torchsort {op}"]
+          for op in ("l2 fwd", "l2 fwd+bwd", "kl fwd", "kl fwd+bwd")
       }
     results.append(row)
     print(f"  {batch}x{n}: soft_rank l2 fwd+bwd {row['ms']['soft_rank l2 fwd+bwd']:.3f} ms = "
           f"{row['ratio_to_jax_hard_rank']['soft_rank l2 fwd+bwd']:.2f}x JAX hard rank", flush=True)
   return {
       **machine_info(),
+      "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
       "reps": reps,
       "torch_device": torch_device,
       "results": results,
@@ -141,7 +143,8 @@ def markdown(report: dict) -> str:
   names = list(report["results"][0]["ms"])
   header = "| op | " + " | ".join(f"{r['batch']}x{r['n']}" for r in report["results"]) + " |"
   lines = [f"Device: {report['device']} ({report['cpu_count']} CPU cores), JAX {report['jax']}, "
-           f"median of {report['reps']} runs. Cells: ms (ratio to JAX argsort(argsort)).", "",
+           f"{report['date']}, {report['runtime_s']:.0f} s in all, median of {report['reps']} runs. "
+           "Cells: ms (ratio to JAX argsort(argsort)).", "",
            header, "|" + "---|" * (len(report["results"]) + 1)]
   for name in names:
     cells = [f"{r['ms'][name]:.3f} ({r['ratio_to_jax_hard_rank'][name]:.2f}x)" for r in report["results"]]
@@ -185,7 +188,9 @@ def main(config, workdir: str) -> dict:
   out.mkdir(parents=True, exist_ok=True)
   demo()
   print("Benchmark (jitted; compile time excluded):")
+  start = time.perf_counter()
   report = run(reps=config.reps, torch_device=config.torch_device, sizes=tuple(tuple(s) for s in config.sizes))
+  report["runtime_s"] = time.perf_counter() - start
   table = markdown(report)
   print(table)
   (out / "ranking.json").write_text(json.dumps(report, indent=2))

@@ -9,8 +9,15 @@ import pytest
 
 @pytest.fixture
 def rng(request):
-  """A generator seeded by the test's name: reproducible across runs and workers."""
-  return np.random.default_rng(zlib.crc32(request.node.name.encode()))
+  """A generator seeded by the test's name: reproducible across runs and workers.
+
+  The ranking path is left out of the name, so that every path gets the same data.
+  """
+  name = request.node.name
+  if "ranking_path" in request.fixturenames:
+    path = request.getfixturevalue("ranking_path")
+    name = name.replace(f"[{path}-", "[").replace(f"[{path}]", "")
+  return np.random.default_rng(zlib.crc32(name.encode()))
 
 
 @pytest.fixture
@@ -43,3 +50,20 @@ def tiny_checkpoint(tmp_path_factory):
   config.train.eval_every = 2
   train.train_and_evaluate(config, workdir)
   return workdir
+
+
+# The accelerator path on CPU (a vmapped while_loop that copies its state every iteration) adds about
+# 150 s to the suite, so it runs with `pytest -m slow`.
+@pytest.fixture(scope="module", params=("cpu", pytest.param("accelerator", marks=pytest.mark.slow)))
+def ranking_path(request):
+  """Runs a test once on each path of the ranking ops, forced at every n.
+
+  The paths (`shuffle_learn.ranking._paths`) are chosen by n and backend inside
+  the ops; forcing them runs on CPU the code that GPUs and TPUs run. The
+  accelerator path's runs are marked slow (``pytest -m slow``).
+  Module-scoped, so pytest groups the tests of a path together and JAX's caches
+  are cleared once per path.
+  """
+  from shuffle_learn.ranking import _paths  # pylint: disable=g-import-not-at-top
+  with _paths.force_path(request.param):
+    yield request.param

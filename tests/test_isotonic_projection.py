@@ -27,6 +27,10 @@ from tests.references import ref_isotonic
 from tests.references import ref_projection
 from tests.references import solver_projection
 
+# Oracle, gradient and hostile-input tests run on every path of the ops
+# (tests/conftest.py, `ranking_path`).
+every_path = pytest.mark.usefixtures("ranking_path")
+
 REGULARIZATIONS = ("l2", "kl")
 OPS = ("isotonic-l2-inc", "isotonic-l2-dec", "isotonic-kl-inc", "isotonic-kl-dec", "projection-l2", "projection-kl")
 
@@ -141,6 +145,7 @@ def test_float64_keeps_dtype_and_precision(name, x64, rng):
 # ---------------------------------------------------------------------------
 
 
+@every_path
 @pytest.mark.parametrize("with_w", [False, True])
 @pytest.mark.parametrize("increasing", [True, False])
 def test_isotonic_l2_matches_sklearn(increasing, with_w, rng):
@@ -159,12 +164,14 @@ def test_isotonic_l2_matches_sklearn(increasing, with_w, rng):
   assert np.all(steps >= 0) if increasing else np.all(steps <= 0)
 
 
+@every_path
 def test_isotonic_l2_constant_input_is_unchanged():
   constant = jnp.full((6,), 1.5)
   np.testing.assert_array_equal(np.asarray(isotonic_regression(constant, increasing=False)), np.full(6, 1.5))
   np.testing.assert_array_equal(np.asarray(isotonic_regression(constant)), np.full(6, 1.5))
 
 
+@every_path
 @pytest.mark.parametrize("with_w", [False, True])
 @pytest.mark.parametrize("increasing", [True, False])
 def test_isotonic_kl_matches_convex_solver(increasing, with_w, rng):
@@ -175,6 +182,7 @@ def test_isotonic_kl_matches_convex_solver(increasing, with_w, rng):
     np.testing.assert_allclose(got[i], solver_isotonic_kl(y[i], w[i], increasing), rtol=1e-5, atol=2e-5)
 
 
+@every_path
 @pytest.mark.parametrize("n", [2, 6])
 @pytest.mark.parametrize("regularization", REGULARIZATIONS)
 def test_projection_matches_convex_solver(regularization, n, rng):
@@ -184,6 +192,7 @@ def test_projection_matches_convex_solver(regularization, n, rng):
     np.testing.assert_allclose(np.asarray(got), solver_projection(z, w, regularization == "kl"), rtol=1e-5, atol=2e-5)
 
 
+@every_path
 @pytest.mark.parametrize("regularization", REGULARIZATIONS)
 def test_projection_of_point_inside_is_identity(regularization, rng):
   """Points of P(w) (L2), or logs of points of P(exp w) (KL), are fixed points."""
@@ -195,6 +204,7 @@ def test_projection_of_point_inside_is_identity(regularization, rng):
   np.testing.assert_allclose(np.asarray(got), z, rtol=1e-5, atol=1e-5)
 
 
+@every_path
 @pytest.mark.parametrize("regularization", REGULARIZATIONS)
 def test_projection_lies_in_permutahedron_and_matches_prop3_reference(regularization, rng):
   n = 64
@@ -215,6 +225,7 @@ def test_projection_lies_in_permutahedron_and_matches_prop3_reference(regulariza
   assert np.all(np.diff(np.take_along_axis(mu, np.argsort(z, axis=-1), axis=-1), axis=-1) >= -1e-5)
 
 
+@every_path
 @pytest.mark.parametrize("regularization", REGULARIZATIONS)
 def test_projection_hard_limit_returns_w_in_the_order_of_z(regularization):
   z = jnp.array([30.0, -10.0, 20.0, 0.0, 50.0, -40.0])
@@ -231,6 +242,7 @@ def test_projection_hard_limit_returns_w_in_the_order_of_z(regularization):
 # ---------------------------------------------------------------------------
 
 
+@every_path
 @pytest.mark.parametrize("name", OPS)
 def test_vjp_matches_finite_differences_of_reference(name, rng):
   """The library's float32 VJP against central differences of the float64 reference."""
@@ -244,6 +256,7 @@ def test_vjp_matches_finite_differences_of_reference(name, rng):
     np.testing.assert_allclose(grad_b[i], want_b, rtol=1e-4, atol=1e-4)
 
 
+@every_path
 @pytest.mark.parametrize("name", OPS)
 def test_check_grads_float64(name, x64, rng):
   a = jnp.asarray(rng.normal(size=6) * 2, jnp.float64)
@@ -284,6 +297,7 @@ def test_vmap_jit_and_nested_vmap_match_loops(name, rng):
 # ---------------------------------------------------------------------------
 
 
+@every_path
 @pytest.mark.parametrize("regularization", REGULARIZATIONS)
 def test_projection_exact_ties_get_exactly_equal_values(regularization):
   z = np.array([0.5, 2.0, 0.5, -1.0, 2.0, 0.5], np.float32)
@@ -310,6 +324,7 @@ def test_projection_is_permutation_equivariant(regularization, rng):
 # ---------------------------------------------------------------------------
 
 
+@every_path
 def test_isotonic_large_magnitudes_match_sklearn():
   y = np.array([1e30, -1e30, 5e29, 1.0, -3e29, 2e30], np.float32)
   for increasing in (True, False):
@@ -318,11 +333,13 @@ def test_isotonic_large_magnitudes_match_sklearn():
     np.testing.assert_allclose(got, want, rtol=1e-6)
 
 
+@every_path
 def test_isotonic_l2_does_not_overflow_near_float32_max():
   got = isotonic_regression(jnp.array([3e38, 3e38, 0.0], jnp.float32))
   np.testing.assert_allclose(np.asarray(got), np.full(3, 2e38), rtol=1e-6)
 
 
+@every_path
 @pytest.mark.parametrize("regularization", REGULARIZATIONS)
 def test_projection_large_magnitudes_keep_exact_order(regularization):
   z = jnp.array([1e30, -1e30, 5e29, 1.0, -3e29, 2e30], jnp.float32)
@@ -334,6 +351,7 @@ def test_projection_large_magnitudes_keep_exact_order(regularization):
   np.testing.assert_allclose(np.asarray(got), want, rtol=1e-6, atol=1e-7)
 
 
+@every_path
 @pytest.mark.parametrize("name", OPS)
 def test_length_one_vectors(name):
   a, b = np.array([[3.0], [-2.0]], np.float32), np.array([[0.5], [1.0]], np.float32)
@@ -341,6 +359,7 @@ def test_length_one_vectors(name):
   np.testing.assert_allclose(np.asarray(got), along_axis(ref_op(name), -1, a, b), rtol=1e-6)
 
 
+@every_path
 @pytest.mark.parametrize("name", OPS)
 def test_non_finite_row_gives_nan_in_that_row_only(name, rng):
   a, b = random_inputs(rng, (6, 6))
@@ -366,6 +385,7 @@ def test_non_finite_row_gives_nan_in_that_row_only(name, rng):
     np.testing.assert_allclose(got_g, np.asarray(clean_g)[good_rows], rtol=1e-6, atol=1e-6)
 
 
+@every_path
 @pytest.mark.parametrize("regularization", REGULARIZATIONS)
 def test_large_batch_is_finite_with_finite_gradients(regularization, rng):
   z = jnp.float32(rng.normal(size=(50, 500)) * 3)

@@ -7,12 +7,13 @@ Command (``make bench``):
 
 Measures, jitted and with compilation excluded, the median forward and
 forward+backward times of `soft_rank` (L2, KL) and `perturbed_ranks` at every
-``batch x n`` of ``sizes``, beside JAX's `argsort(argsort(x))`, `hard_rank` and,
-when installed, torchsort in the same run; writes ``ranking.{json,md,png}``.
+``batch x n`` of ``sizes``, beside JAX's `argsort(argsort(x))`, XLA's sort alone,
+`hard_rank` and, when installed, torchsort in the same run; writes
+``ranking.{json,md,png}`` with the ratios to JAX's hard rank and to torchsort.
 
-Expected runtime on the 2-core CPU: about 2 minutes with 30 repetitions (about
-1 minute with 5), mostly the 16x10000 row; estimated from the medians in
-docs/results/README.md ("Ranking"), the runtime itself was not recorded.
+Expected runtime on the 2-core CPU: 60 to 90 seconds with 30 repetitions
+(recorded in ranking.md), mostly the 16x10000 row. Expected result: the run in
+docs/results/ranking.
 """
 
 from ml_collections import config_dict

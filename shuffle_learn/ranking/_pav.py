@@ -20,6 +20,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from shuffle_learn.ranking import _checks
+from shuffle_learn.ranking import _paths
 from shuffle_learn.ranking import _sorting
 
 
@@ -101,23 +102,27 @@ def _pav_matrix(kl: bool):
   """PAV over the rows of (batch, n) matrices, batching nested `vmap`s into rows.
 
   XLA compiles the unbatched PAV loop to tight native code on CPU (tens of
-  nanoseconds an iteration), whereas a vmapped loop runs its gathers and
-  scatters op by op. So rows are looped over on CPU; on GPU and TPU, where each
-  loop iteration costs a kernel launch, the rows are vmapped.
+  nanoseconds an iteration), whereas a vmapped loop, which runs the rows in
+  lockstep, runs its gathers and scatters op by op. So long rows are looped over
+  on CPU; short rows, and every row on GPU and TPU, where each loop iteration
+  costs a kernel launch, are vmapped. See `_paths`.
   """
 
   def one(s, w):
     return _pav_vector(s, w, kl)
 
-  def cpu(s, w):
+  def row_by_row(s, w):
     return lax.map(lambda sw: one(*sw), (s, w))
 
-  def accelerator(s, w):
+  def lockstep(s, w):
     return jax.vmap(one)(s, w)
 
   @jax.custom_batching.custom_vmap
   def rows(s, w):
-    return lax.platform_dependent(s, w, cpu=cpu, default=accelerator)
+    in_lockstep = _paths.lockstep_pav(s.shape[-1])
+    if in_lockstep is None:
+      return lax.platform_dependent(s, w, cpu=row_by_row, default=lockstep)
+    return lockstep(s, w) if in_lockstep else row_by_row(s, w)
 
   @rows.def_vmap
   def rows_rule(axis_size, in_batched, s, w):
