@@ -3,7 +3,9 @@
 Forward and forward+backward times of soft ranks (L2, KL) and perturbed ranks at
 batch x n = 256x10, 256x100, 64x1000, 16x10000 (``config.sizes``), in one run
 beside JAX's jitted argsort-of-argsort, XLA's sort alone (what bounds the large
-sizes) and, when installed, torchsort on the CPU (or the GPU). Prints a
+sizes), an empty jitted op (the fixed cost of a call) and, when installed,
+torchsort on the CPU (or the GPU). JAX runs inline on CPU unless
+``--config.async_dispatch`` (see the config). Prints a
 Markdown table of median times, their ratios to JAX's hard rank and to
 torchsort, and writes JSON, Markdown and a PNG plot.
 
@@ -23,11 +25,20 @@ import numpy as np
 
 from benchmarks._machine import machine_info
 from shuffle_learn import ranking
+from shuffle_learn.ranking import _paths
 
 
-def median_ms(fn, reps: int) -> float:
-  """Median wall time of `fn()` in milliseconds; `fn` must block on its result."""
+def median_ms(fn, reps: int, min_seconds: float = 0.5) -> float:
+  """Median wall time of `fn()` in milliseconds; `fn` must block on its result.
+
+  At least `reps` runs, and more for fast cases (up to 2000), so that each
+  case is timed for about `min_seconds`: on a shared 2-core machine single
+  runs of 0.1 ms vary by 3x.
+  """
   fn()  # Compile and warm up.
+  start = time.perf_counter()
+  fn()
+  reps = max(reps, min(2000, int(min_seconds / max(time.perf_counter() - start, 1e-6))))
   times = []
   for _ in range(reps):
     start = time.perf_counter()
@@ -47,6 +58,7 @@ def jax_cases(x: jax.Array, key: jax.Array) -> dict:
   soft_kl = lambda v: ranking.soft_rank(v, regularization="kl")
   perturbed = lambda v: ranking.perturbed_ranks(key, v, num_perturbations=10, sigma=0.1)
   fns = {
+      "jax empty op": jax.jit(lambda v: v + 1),
       "jax argsort(argsort) fwd": jax.jit(lambda v: jnp.argsort(jnp.argsort(v, axis=-1), axis=-1)),
       "jax sort fwd": jax.jit(lambda v: jnp.sort(v, axis=-1)),
       "hard_rank fwd": jax.jit(ranking.hard_rank),
@@ -111,7 +123,7 @@ def demo() -> None:
   print(f"  perturbed_ranks sigma 0.5: {np.round(np.asarray(perturbed), 3)}")
 
 
-def run(reps: int, torch_device: str, sizes) -> dict:
+def run(reps: int, torch_device: str, sizes, min_seconds: float = 0.5) -> dict:
   rng = np.random.default_rng(0)
   results = []
   for batch, n in sizes:
@@ -119,7 +131,7 @@ def run(reps: int, torch_device: str, sizes) -> dict:
     cases = {**jax_cases(jnp.asarray(x), jax.random.key(0)), **torch_cases(x, torch_device)}
     row = {"batch": batch, "n": n, "ms": {}}
     for name, fn in cases.items():
-      row["ms"][name] = median_ms(fn, reps)
+      row["ms"][name] = median_ms(fn, reps, min_seconds)
     base = row["ms"]["jax argsort(argsort) fwd"]
     row["ratio_to_jax_hard_rank"] = {name: ms / base for name, ms in row["ms"].items()}
     if "torchsort l2 fwd+bwd" in row["ms"]:
@@ -134,6 +146,8 @@ def run(reps: int, torch_device: str, sizes) -> dict:
       **machine_info(),
       "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
       "reps": reps,
+      "min_seconds": min_seconds,
+      "dense_n": _paths.DENSE_N,
       "torch_device": torch_device,
       "results": results,
   }
@@ -142,8 +156,12 @@ def run(reps: int, torch_device: str, sizes) -> dict:
 def markdown(report: dict) -> str:
   names = list(report["results"][0]["ms"])
   header = "| op | " + " | ".join(f"{r['batch']}x{r['n']}" for r in report["results"]) + " |"
+  dispatch = "asynchronous" if report["jax_cpu_async_dispatch"] else "inline"
   lines = [f"Device: {report['device']} ({report['cpu_count']} CPU cores), JAX {report['jax']}, "
-           f"{report['date']}, {report['runtime_s']:.0f} s in all, median of {report['reps']} runs. "
+           f"{report['date']}, {report['runtime_s']:.0f} s in all, median of at least {report['reps']} runs "
+           f"(at least {report['min_seconds']} s of runs for each case). "
+           f"JAX's CPU dispatch: {dispatch}. Paths: dense for n <= {report['dense_n']}, "
+           "sort and PAV row by row beyond (CPU). "
            "Cells: ms (ratio to JAX argsort(argsort)).", "",
            header, "|" + "---|" * (len(report["results"]) + 1)]
   for name in names:
@@ -186,11 +204,15 @@ def main(config, workdir: str) -> dict:
   """Runs the benchmark of ``config`` (`benchmarks/configs/ranking.py`); writes and returns its report."""
   out = Path(workdir)
   out.mkdir(parents=True, exist_ok=True)
+  # Read when JAX starts its CPU backend, which the demo does.
+  jax.config.update("jax_cpu_enable_async_dispatch", bool(config.async_dispatch))
   demo()
   print("Benchmark (jitted; compile time excluded):")
   start = time.perf_counter()
-  report = run(reps=config.reps, torch_device=config.torch_device, sizes=tuple(tuple(s) for s in config.sizes))
+  report = run(reps=config.reps, torch_device=config.torch_device, sizes=tuple(tuple(s) for s in config.sizes),
+               min_seconds=config.min_seconds)
   report["runtime_s"] = time.perf_counter() - start
+  report["jax_cpu_async_dispatch"] = bool(config.async_dispatch)
   table = markdown(report)
   print(table)
   (out / "ranking.json").write_text(json.dumps(report, indent=2))

@@ -52,15 +52,12 @@ def tiny_checkpoint(tmp_path_factory):
   return workdir
 
 
-# The accelerator path on CPU (a vmapped while_loop that copies its state every iteration) adds about
-# 150 s to the suite, so it runs with `pytest -m slow`.
-@pytest.fixture(scope="module", params=("cpu", pytest.param("accelerator", marks=pytest.mark.slow)))
+@pytest.fixture(scope="module", params=("dense", "cpu", "accelerator"))
 def ranking_path(request):
   """Runs a test once on each path of the ranking ops, forced at every n.
 
-  The paths (`shuffle_learn.ranking._paths`) are chosen by n and backend inside
-  the ops; forcing them runs on CPU the code that GPUs and TPUs run. The
-  accelerator path's runs are marked slow (``pytest -m slow``).
+  The paths (`shuffle_learn.ranking._paths`) are chosen by n, batch and backend
+  inside the ops; forcing them runs on CPU the code that GPUs and TPUs run.
   Module-scoped, so pytest groups the tests of a path together and JAX's caches
   are cleared once per path.
   """

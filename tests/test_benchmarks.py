@@ -11,10 +11,11 @@ from shuffle_learn import cli
 from shuffle_learn import config as config_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BENCHMARKS = ("ranking", "frontend", "gm_notes", "data_pipeline", "training")
+BENCHMARKS = ("ranking", "ranking_paths", "frontend", "gm_notes", "data_pipeline", "training")
 # A misspelt override of each config, and the field it should suggest.
 MISSPELT = {
     "ranking": ("--config.rep=5", "--config.reps"),
+    "ranking_paths": ("--config.min_second=1", "--config.min_seconds"),
     "frontend": ("--config.rep=5", "--config.reps"),
     "gm_notes": ("--config.materialize=0", "--config.materialise"),
     "data_pipeline": ("--config.batchs=5", "--config.batches"),
@@ -54,7 +55,7 @@ def test_benchmark_uses_the_one_command_line(name):
 
 def test_only_the_training_benchmark_imports_the_trainer():
   code = ("import importlib, sys\n"
-          "for name in ('ranking', 'frontend', 'gm_notes', 'data_pipeline'):\n"
+          "for name in ('ranking', 'ranking_paths', 'frontend', 'gm_notes', 'data_pipeline'):\n"
           "  importlib.import_module('benchmarks.' + name)\n"
           "  if 'shuffle_learn.train' in sys.modules:\n"
           "    print(name)\n"
@@ -70,8 +71,22 @@ def test_ranking_benchmark_runs_from_the_command_line(tmp_path):
   workdir = tmp_path / "ranking"
   result = subprocess.run(
       [sys.executable, "-m", "benchmarks.ranking", "--workdir", str(workdir), "--config.reps=1",
-       "--config.sizes=((4, 8),)"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+       "--config.min_seconds=0", "--config.sizes=((4, 8),)"], cwd=ROOT, capture_output=True, text=True, timeout=300)
   assert result.returncode == 0, result.stderr[-3000:]
   report = json.loads((workdir / "ranking.json").read_text())
   assert [(r["batch"], r["n"]) for r in report["results"]] == [(4, 8)] and report["reps"] == 1
   assert "| soft_rank l2 fwd+bwd |" in (workdir / "ranking.md").read_text()
+
+
+def test_ranking_paths_benchmark_runs_from_the_command_line(tmp_path):
+  workdir = tmp_path / "paths"
+  result = subprocess.run(
+      [sys.executable, "-m", "benchmarks.ranking_paths", "--workdir", str(workdir), "--config.min_seconds=0",
+       "--config.path_sizes=((4, 8),)", "--config.sort_sizes=((4, 8),)", "--config.pav_sizes=((4, 8),)"],
+      cwd=ROOT, capture_output=True, text=True, timeout=300)
+  assert result.returncode == 0, result.stderr[-3000:]
+  report = json.loads((workdir / "ranking_paths.json").read_text())
+  assert set(report["paths"][0]["ms"]) == {f"{r} {p}" for r in ("l2", "kl") for p in ("dense", "cpu", "accelerator",
+                                                                                       "chosen")}
+  assert set(report["sorts"][0]["ms"]) == {"xla sort", "counting"}
+  assert set(report["pav"][0]["ms"]) == {f"{r} {p}" for r in ("l2", "kl") for p in ("cpu", "accelerator")}

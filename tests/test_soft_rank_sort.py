@@ -367,7 +367,7 @@ def test_exact_ties_get_exactly_equal_soft_ranks(regularization, direction):
 @pytest.mark.parametrize("regularization", REGULARIZATIONS)
 def test_large_input_at_extreme_strengths_is_finite_with_finite_gradients(regularization, ranking_path, rng):
   # The vmapped PAV on CPU copies its whole (n, n, 3) state every iteration.
-  n = {"cpu": 1000, "accelerator": 300}[ranking_path]
+  n = {"dense": 64, "cpu": 1000, "accelerator": 300}[ranking_path]
   x = jnp.float32(rng.normal(size=(n, n)))
   g = jnp.float32(rng.normal(size=(n, n)))
 
@@ -509,3 +509,21 @@ def test_invalid_arguments_raise_value_error_naming_the_argument(call, argument)
   # \b keeps "regularization" from matching "regularization_strength".
   with pytest.raises(ValueError, match=rf"\b{argument}\b"):
     call(jnp.ones((2, 3)))
+
+
+@pytest.mark.parametrize("op", ("soft_rank-l2", "soft_rank-kl", "hard_rank"))
+def test_ranks_of_a_fused_noisy_input_are_permutations(op):
+  # XLA fuses the noise and the mean over samples into the ranking op, where on
+  # the dense path each value is read once per row and once per column of the
+  # comparisons: both reads must agree (`_dense._materialized`), or two values
+  # take the same place.
+  @jax.jit
+  def mean_ranks(values):
+    noisy = values + 2.0 * jax.random.normal(jax.random.key(4), (7,) + values.shape)
+    if op == "hard_rank":
+      return jnp.mean(hard_rank(noisy), axis=0)
+    return jnp.mean(soft_rank(noisy, regularization_strength=1e-4, regularization=op.split("-")[1]), axis=0)
+
+  got = np.asarray(mean_ranks(jax.random.normal(jax.random.key(3), (3, 5))), np.float64)
+  np.testing.assert_allclose(got.sum(axis=-1), 15.0, rtol=1e-6)
+  np.testing.assert_allclose(got * 7, np.round(got * 7), atol=1e-4)  # A mean of 7 permutations.

@@ -15,6 +15,7 @@ import numpy as np
 
 from shuffle_learn._checks import check_choice  # pylint: disable=unused-import
 from shuffle_learn._checks import check_int
+from shuffle_learn.ranking import _paths
 
 REGULARIZATIONS = ("l2", "kl")
 DIRECTIONS = ("ascending", "descending")
@@ -78,7 +79,8 @@ def along_axis(fn: Callable[..., jax.Array], axis, *arrays: jax.ArrayLike) -> ja
     out = moved[0]
   else:
     flat = [a.reshape(-1, n) for a in moved]
-    out = jax.vmap(fn)(*flat).reshape(batch_shape + (n,))
+    with _paths.rows(flat[0].shape[0]):  # The ops choose their path by it.
+      out = jax.vmap(fn)(*flat).reshape(batch_shape + (n,))
   return jnp.moveaxis(out, -1, axis).astype(output_dtype(x.dtype))
 
 

@@ -20,6 +20,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from shuffle_learn.ranking import _checks
+from shuffle_learn.ranking import _dense
 from shuffle_learn.ranking import _paths
 from shuffle_learn.ranking import _sorting
 
@@ -183,8 +184,14 @@ def _rescaling(exponent, dtype) -> tuple[jax.Array, jax.Array]:
 # ---------------------------------------------------------------------------
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
 def _isotonic_decreasing(y, w, kl):
+  if _paths.dense(y.shape[0]):
+    return _dense.isotonic_decreasing(y, w, kl)
+  return _isotonic_decreasing_pav(y, w, kl)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _isotonic_decreasing_pav(y, w, kl):
   return _isotonic_decreasing_fwd(y, w, kl)[0]
 
 
@@ -207,7 +214,7 @@ def _isotonic_decreasing_bwd(kl, residuals, g):
   return mean, -mean
 
 
-_isotonic_decreasing.defvjp(_isotonic_decreasing_fwd, _isotonic_decreasing_bwd)
+_isotonic_decreasing_pav.defvjp(_isotonic_decreasing_fwd, _isotonic_decreasing_bwd)
 
 
 def isotonic_regression(
@@ -274,13 +281,23 @@ def isotonic_regression(
 # ---------------------------------------------------------------------------
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
-def project_vector(z: jax.Array, w: jax.Array, kl: bool) -> jax.Array:
-  """Projection of one vector z onto the permutahedron of w; see the public op."""
-  return _project_fwd(z, w, kl)[0]
+def project_vector(z: jax.Array, w: jax.Array, kl: bool, w_descending: bool = False) -> jax.Array:
+  """Projection of one vector z onto the permutahedron of w; see the public op.
+
+  `w_descending` says that w is already sorted in decreasing order (as rho is
+  in the soft ranks), which saves sorting it.
+  """
+  if _paths.dense(z.shape[0]):
+    return _dense.project(z, w, kl, w_descending)
+  return _project_pav(z, w, kl, w_descending)
 
 
-def _project_fwd(z, w, kl):
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _project_pav(z: jax.Array, w: jax.Array, kl: bool, w_descending: bool) -> jax.Array:
+  return _project_fwd(z, w, kl, w_descending)[0]
+
+
+def _project_fwd(z, w, kl, w_descending):
   """mu = z - v(sorted z, sorted w), with v the decreasing isotonic regression.
 
   Per block B of v this is z - mean_B(s) + mean_B(w) (L2) or z - lse_B(s) +
@@ -291,7 +308,10 @@ def _project_fwd(z, w, kl):
   """
   n = z.shape[0]
   s, z_place = _sorting.sort_descending(z)
-  w_sorted, w_place = _sorting.sort_descending(w)
+  if w_descending:
+    w_sorted, w_place = w, None
+  else:
+    w_sorted, w_place = _sorting.sort_descending(w)
   block_id, stack = _pav_blocks(s, w_sorted, kl)
   block_first = jax.ops.segment_min(jnp.arange(n), block_id, n, indices_are_sorted=True)
   centered = s - s[block_first[block_id]]  # (n,) sorted, <= 0.
@@ -308,7 +328,7 @@ def _project_fwd(z, w, kl):
   return mu, (z_centered, w_sorted, w_place, block_id, z_block, s_part, stack)
 
 
-def _project_bwd(kl, residuals, g):
+def _project_bwd(kl, w_descending, residuals, g):
   """Exact VJP through the blocks (Blondel et al. 2020, Section 5).
 
   L2: d mu / dz = I - block averaging, d mu / dw = block averaging (sorted w).
@@ -325,13 +345,14 @@ def _project_bwd(kl, residuals, g):
     block_mean = block_total / jnp.maximum(stack[:, 2], 1)
     grad_z = g - block_mean[z_block]
     grad_w_sorted = block_mean[block_id]
-  return grad_z, _sorting.tie_mean(grad_w_sorted, w_sorted)[w_place]
+  grad_w = _sorting.tie_mean(grad_w_sorted, w_sorted)
+  return grad_z, grad_w if w_descending else grad_w[w_place]
 
 
-project_vector.defvjp(_project_fwd, _project_bwd)
+_project_pav.defvjp(_project_fwd, _project_bwd)
 
 
-def project_l2_rescaled(z, z_factor, w, w_factor) -> jax.Array:
+def project_l2_rescaled(z, z_factor, w, w_factor, w_descending: bool = False) -> jax.Array:
   """L2 projection of z * z_factor onto the permutahedron of w * w_factor.
 
   The projection is homogeneous: P(z, w) = c P(z / c, w / c). With c a power of
@@ -342,7 +363,7 @@ def project_l2_rescaled(z, z_factor, w, w_factor) -> jax.Array:
   exponent = jnp.maximum(_binary_exponent(z) + _binary_exponent(z_factor),
                          _binary_exponent(w) + _binary_exponent(w_factor))
   down, up = _rescaling(exponent, z.dtype)
-  return project_vector((z * down) * z_factor, (w * down) * w_factor, False) * up
+  return project_vector((z * down) * z_factor, (w * down) * w_factor, False, w_descending) * up
 
 
 def projection_permutahedron(

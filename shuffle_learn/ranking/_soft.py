@@ -14,6 +14,8 @@ import jax.numpy as jnp
 from jax import lax
 
 from shuffle_learn.ranking import _checks
+from shuffle_learn.ranking import _dense
+from shuffle_learn.ranking import _paths
 from shuffle_learn.ranking import _pav
 from shuffle_learn.ranking import _sorting
 
@@ -66,17 +68,25 @@ def soft_rank(values: jax.typing.ArrayLike, *, regularization_strength: float = 
     n = x.shape[0]
     rho = jnp.arange(n, 0, -1, dtype=x.dtype)
     if not kl:
-      return _checks.nan_rows_like(_pav.project_l2_rescaled(x, sign / regularization_strength, rho, 1.0), x)
+      return _checks.nan_rows_like(_pav.project_l2_rescaled(x, sign / regularization_strength, rho, 1.0, True), x)
     z = x * (sign / regularization_strength)
-    # Where x / strength overflows, x is farther than n * strength from every
-    # other value, so its soft rank is its hard rank; the rest are unaffected.
-    overflow = jnp.isinf(z)
     finite_max = jnp.finfo(x.dtype).max
-    out = jnp.exp(_pav.project_vector(jnp.clip(z, -finite_max, finite_max), jnp.log(rho), kl=True))
-    out = jnp.where(overflow, _hard_rank_vector(x, direction), out)
+    out = jnp.exp(_pav.project_vector(jnp.clip(z, -finite_max, finite_max), jnp.log(rho), kl=True, w_descending=True))
     return _checks.nan_rows_like(out, x)
 
-  return _checks.along_axis(one, axis, values)
+  out = _checks.along_axis(one, axis, values)
+  if not kl:
+    return out
+  # Where x / strength overflows in a finite vector, x is farther than n * strength from
+  # every other value, so its soft rank is its hard rank; the rest are
+  # unaffected. The hard ranks (a sort) are computed only when that happens.
+  x = jnp.asarray(values)
+  x = x.astype(_checks.compute_dtype(x.dtype))
+  finite_rows = jnp.all(jnp.isfinite(x), axis=_checks.check_axis(axis, x.ndim), keepdims=True)
+  overflow = jnp.isinf(x * (sign / regularization_strength)) & finite_rows
+  return lax.cond(jnp.any(overflow),
+                  lambda: jnp.where(overflow, hard_rank(x, direction=direction, axis=axis).astype(out.dtype), out),
+                  lambda: out)
 
 
 def soft_sort(values: jax.typing.ArrayLike, *, regularization_strength: float = 1.0, regularization: str = "l2",
@@ -154,7 +164,10 @@ def hard_rank(values: jax.typing.ArrayLike, *, direction: str = "ascending", axi
 def _hard_rank_vector(x: jax.Array, direction: str) -> jax.Array:
   """Hard ranks of one vector; tied values share the mean of their positions."""
   n = x.shape[0]
-  s, place = _sorting.sort_descending(x)
-  positions = jnp.arange(1, n + 1, dtype=x.dtype)
-  descending = _sorting.tie_mean(positions, s)[place]
+  if _paths.dense(n):
+    descending = _dense.hard_rank_descending(x)
+  else:
+    s, place = _sorting.sort_descending(x)
+    positions = jnp.arange(1, n + 1, dtype=x.dtype)
+    descending = _sorting.tie_mean(positions, s)[place]
   return descending if direction == "descending" else (n + 1) - descending

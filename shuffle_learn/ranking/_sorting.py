@@ -6,14 +6,31 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from shuffle_learn.ranking import _paths
+
+
+def materialized(x: jax.Array) -> jax.Array:
+  """x, computed once before its pairwise comparisons.
+
+  XLA fuses cheap producers of x into the comparisons and computes them twice,
+  for the rows and for the columns, and the two copies may round differently
+  (one vectorised, with FMAs, one not): the comparisons then disagree and the
+  counts are not a permutation (seen with normal noise under `jit`; see
+  test_ranks_of_a_fused_noisy_input_are_permutations). XLA does not duplicate a division, so x is divided
+  by ones that it cannot fold (2^0 from x's exponents), which is exact for every
+  x. (`lax.optimization_barrier` is removed before fusion on CPU.)
+  """
+  exponent = jnp.frexp(x)[1]
+  return x / jnp.ldexp(jnp.ones_like(x), jnp.clip(exponent - 4096, 0, 1))
+
 
 def sort_descending(x: jax.Array) -> tuple[jax.Array, jax.Array]:
   """Sorts a vector in decreasing order.
 
-  One sort carries the values and their indices together, so the place of each
-  element is exact. (Searching each value in a sorted copy is faster on CPU, but
-  XLA may compute a fused producer of x twice with different rounding, and the
-  search then misses.)
+  For short rows (`_paths.counting_sort`) the place of each element is the
+  number of elements before it, by pairwise comparisons (O(n^2), vectorised);
+  otherwise one XLA sort carries the values and their indices together.
+  Either way the places are a permutation for any input without NaN.
 
   Returns:
     (sorted (n,), place (n,)): x in decreasing order (ties in index order), and
@@ -21,6 +38,11 @@ def sort_descending(x: jax.Array) -> tuple[jax.Array, jax.Array]:
   """
   n = x.shape[0]
   iota = jnp.arange(n, dtype=jnp.int32)
+  if _paths.counting_sort(n):
+    x = materialized(x)
+    before = (x[None, :] > x[:, None]) | ((x[None, :] == x[:, None]) & (iota[None, :] < iota[:, None]))
+    place = jnp.sum(before, axis=1, dtype=jnp.int32)
+    return jnp.zeros_like(x).at[place].set(x, unique_indices=True), place
   negated, order = lax.sort((-x, iota), num_keys=1)
   place = jnp.zeros(n, jnp.int32).at[order].set(iota, unique_indices=True)
   return -negated, place
