@@ -66,12 +66,7 @@ def _iota(n: int, ndim: int, axis: int) -> jax.Array:
 
 def _order(x: jax.Array) -> jax.Array:
   """P (n, n, *b): P[p, i] iff x_i is at place p of x sorted descending (ties in index order)."""
-  n = x.shape[0]
-  x = _sorting.materialized(x)
-  xi, xj = x[:, None], x[None, :]
-  i, j = _iota(n, xi.ndim, 0), _iota(n, xi.ndim, 1)
-  place = jnp.sum((xj > xi) | ((xj == xi) & (j < i)), axis=1, dtype=jnp.int32)
-  return place[None, :] == _iota(n, xi.ndim, 0)
+  return _sorting.places(x)[None, :] == _iota(x.shape[0], x.ndim + 1, 0)
 
 
 def _sort(order: jax.Array, x: jax.Array) -> jax.Array:

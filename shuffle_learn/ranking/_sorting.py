@@ -16,19 +16,33 @@ def materialized(x: jax.Array) -> jax.Array:
   for the rows and for the columns, and the two copies may round differently
   (one vectorised, with FMAs, one not): the comparisons then disagree and the
   counts are not a permutation (seen with normal noise under `jit`; see
-  test_ranks_of_a_fused_noisy_input_are_permutations). XLA does not duplicate a division, so x is divided
-  by ones that it cannot fold (2^0 from x's exponents), which is exact for every
-  x. (`lax.optimization_barrier` is removed before fusion on CPU.)
+  test_ranks_of_a_fused_noisy_input_are_permutations). XLA does not duplicate
+  a division, so x is divided by ones that it cannot fold (2^0 from x's
+  exponents), which is exact for every x. (`lax.optimization_barrier` is
+  removed before fusion on CPU.)
   """
   exponent = jnp.frexp(x)[1]
   return x / jnp.ldexp(jnp.ones_like(x), jnp.clip(exponent - 4096, 0, 1))
 
 
+def places(x: jax.Array) -> jax.Array:
+  """The place of each x_i in x sorted descending (ties in index order), by counting.
+
+  Counts, for each element, the elements before it: O(n^2) pairwise
+  comparisons, vectorised. Along axis 0; further axes are a batch.
+  """
+  n = x.shape[0]
+  x = materialized(x)
+  xi, xj = x[:, None], x[None, :]
+  i = lax.broadcasted_iota(jnp.int32, (n, n) + (1,) * (x.ndim - 1), 0)
+  j = lax.broadcasted_iota(jnp.int32, (n, n) + (1,) * (x.ndim - 1), 1)
+  return jnp.sum((xj > xi) | ((xj == xi) & (j < i)), axis=1, dtype=jnp.int32)
+
+
 def sort_descending(x: jax.Array) -> tuple[jax.Array, jax.Array]:
   """Sorts a vector in decreasing order.
 
-  For short rows (`_paths.counting_sort`) the place of each element is the
-  number of elements before it, by pairwise comparisons (O(n^2), vectorised);
+  For short rows (`_paths.counting_sort`) the places come from `places`;
   otherwise one XLA sort carries the values and their indices together.
   Either way the places are a permutation for any input without NaN.
 
@@ -39,9 +53,7 @@ def sort_descending(x: jax.Array) -> tuple[jax.Array, jax.Array]:
   n = x.shape[0]
   iota = jnp.arange(n, dtype=jnp.int32)
   if _paths.counting_sort(n):
-    x = materialized(x)
-    before = (x[None, :] > x[:, None]) | ((x[None, :] == x[:, None]) & (iota[None, :] < iota[:, None]))
-    place = jnp.sum(before, axis=1, dtype=jnp.int32)
+    place = places(x)
     return jnp.zeros_like(x).at[place].set(x, unique_indices=True), place
   negated, order = lax.sort((-x, iota), num_keys=1)
   place = jnp.zeros(n, jnp.int32).at[order].set(iota, unique_indices=True)
